@@ -1,0 +1,266 @@
+"""The pretraining loop under Hugging Face Accelerate: one CPU, several processes, GPUs, nodes.
+
+Everything about scale (processes, devices, mixed precision, DeepSpeed/FSDP) comes from the
+``accelerate launch`` configuration; this file is the same for all of them. Data order, RNG states,
+optimizer and scheduler are checkpointed, so a resumed run ends with the weights of one that never stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import broadcast_object_list, set_seed
+from omegaconf import OmegaConf
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+from transformers import PreTrainedTokenizerBase, get_linear_schedule_with_warmup
+
+from electra.checkpoint import TrainerState, latest_checkpoint, read_state, save_checkpoint
+from electra.config import PretrainConfig, TrainerConfig
+from electra.data import EpochShuffleSampler, collate_blocks, load_documents, pack_documents, packing_efficiency
+from electra.modeling import ARCHITECTURE_FILE, build_objective, export_pretrained, load_tokenizer, save_architecture
+from electra.tokenizer import train_wordpiece
+from electra.tracking import MetricsLog, start_tracking, tracker_kwargs
+
+log = logging.getLogger(__name__)
+
+
+class NonFiniteLossError(RuntimeError):
+    pass
+
+
+@dataclass
+class PretrainResult:
+    run_dir: Path
+    exported: dict[str, Path] = field(default_factory=dict)
+    state: TrainerState = field(default_factory=TrainerState)
+    last_metrics: dict = field(default_factory=dict)
+    world_size: int = 1
+
+
+def _configure_threads(accelerator: Accelerator, threads: int | None) -> None:
+    if accelerator.device.type != "cpu":
+        return
+    if threads is None:  # share the cores between the processes on this machine
+        local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", accelerator.num_processes))
+        threads = max(1, (os.cpu_count() or 1) // local_processes)
+    torch.set_num_threads(threads)
+
+
+def _resolve_resume(resume, checkpoint_dir: Path) -> Path | None:
+    if resume in (False, None, "false", "False", ""):
+        return None
+    if resume in (True, "true", "True"):
+        latest = latest_checkpoint(checkpoint_dir)
+        if latest is None:
+            log.info("trainer.resume=true but %s holds no complete checkpoint: starting from step 0", checkpoint_dir)
+        return latest
+    path = Path(str(resume))
+    if not path.is_dir():
+        raise FileNotFoundError(f"trainer.resume={resume!r} is not a checkpoint directory")
+    return path
+
+
+def _tokenizer(cfg: PretrainConfig, accelerator: Accelerator, run_dir: Path, documents) -> PreTrainedTokenizerBase:
+    saved = run_dir / "tokenizer"
+    if not (saved / "tokenizer_config.json").exists():
+        if cfg.model.init_from:
+            tokenizer = load_tokenizer(cfg.model.init_from, cfg.model.trust_remote_code)
+        else:
+            tokenizer = None
+            if accelerator.is_main_process:
+                tokenizer = train_wordpiece(documents["text"], cfg.model.vocab_size, cfg.model.lowercase,
+                                            model_max_length=cfg.model.max_position_embeddings)
+        if accelerator.is_main_process:
+            tokenizer.save_pretrained(saved)
+        accelerator.wait_for_everyone()
+    return load_tokenizer(str(saved))
+
+
+def _optimizer(model: torch.nn.Module, cfg: TrainerConfig) -> torch.optim.Optimizer:
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():  # named_parameters() yields each shared tensor once
+        if not param.requires_grad:
+            continue
+        (no_decay if param.ndim < 2 or "LayerNorm" in name or "layer_norm" in name else decay).append(param)
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.learning_rate, betas=(cfg.adam_beta1, cfg.adam_beta2),
+                             eps=cfg.adam_epsilon, fused=cfg.fused_adamw or None)
+
+
+def pretrain(cfg: PretrainConfig) -> PretrainResult:
+    """Train (or continue training) and export. ``cfg`` is the resolved ``PretrainConfig``."""
+    cfg = cfg if OmegaConf.is_config(cfg) else OmegaConf.structured(cfg)
+    tcfg = cfg.trainer
+    if tcfg.mixed_precision not in ("no", "bf16", "fp16"):
+        raise ValueError(f"trainer.mixed_precision must be no, bf16 or fp16, got {tcfg.mixed_precision!r}")
+    accelerator = Accelerator(
+        cpu=not torch.cuda.is_available() or None,
+        mixed_precision=tcfg.mixed_precision,
+        gradient_accumulation_steps=tcfg.gradient_accumulation_steps,
+        **tracker_kwargs(cfg.logger),
+    )
+    _configure_threads(accelerator, tcfg.threads)
+    # All processes must agree on the run directory (a timestamped default can differ by a second).
+    run_dir = Path(broadcast_object_list([str(Path(cfg.output_dir).resolve())])[0])
+    checkpoint_dir = run_dir / "checkpoints"
+    resume_from = _resolve_resume(tcfg.resume, checkpoint_dir)
+    if accelerator.is_main_process:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+    accelerator.wait_for_everyone()
+    set_seed(tcfg.seed)
+
+    with accelerator.main_process_first():
+        documents = load_documents(cfg.data)
+    if len(documents) == 0:
+        raise ValueError(f"data set {cfg.data.name!r} produced no documents for split {cfg.data.train_split!r}")
+    tokenizer = _tokenizer(cfg, accelerator, run_dir, documents)
+    with accelerator.main_process_first():
+        blocks = pack_documents(documents, tokenizer, tcfg.block_size)
+    needed = tcfg.batch_size * accelerator.num_processes * tcfg.gradient_accumulation_steps
+    if len(blocks) < needed:
+        raise ValueError(f"only {len(blocks)} blocks of {tcfg.block_size} tokens, fewer than one optimizer step needs "
+                         f"({needed}); lower trainer.batch_size or block_size, or add data")
+
+    architecture = run_dir if resume_from is not None and (run_dir / ARCHITECTURE_FILE).exists() else None
+    model = build_objective(cfg.model, tokenizer, architecture_dir=architecture)
+    if tcfg.block_size > model_max_positions(model):
+        raise ValueError(f"trainer.block_size {tcfg.block_size} exceeds the model's {model_max_positions(model)} positions")
+    if accelerator.is_main_process and architecture is None:
+        save_architecture(model, run_dir)
+
+    sampler = EpochShuffleSampler(len(blocks), seed=tcfg.seed)
+    loader = DataLoader(blocks.with_format("torch"), batch_size=tcfg.batch_size, sampler=sampler, drop_last=True,
+                        collate_fn=collate_blocks, num_workers=tcfg.num_workers)
+    optimizer = _optimizer(model, tcfg)
+    scheduler = get_linear_schedule_with_warmup(optimizer, tcfg.warmup_steps, tcfg.max_steps)
+    model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+    accelerator.register_for_checkpointing(scheduler)
+    if tcfg.compile:
+        model = torch.compile(model, dynamic=True)
+
+    state = TrainerState()
+    if resume_from is not None:
+        accelerator.load_state(str(resume_from))
+        state = read_state(resume_from)
+        log.info("resumed from %s at step %d", resume_from, state.step)
+    metrics_log = MetricsLog(run_dir / "metrics.jsonl", accelerator, resume_step=state.step if resume_from else None)
+    start_tracking(accelerator, cfg.logger, run_dir, OmegaConf.to_container(cfg, resolve=True), run_dir.name)
+    if accelerator.is_main_process:
+        log.info("world_size=%d device=%s blocks=%d packing_efficiency=%.4f", accelerator.num_processes,
+                 accelerator.device, len(blocks), packing_efficiency(blocks, tokenizer.pad_token_id))
+
+    special_ids = torch.tensor(tokenizer.all_special_ids, device=accelerator.device)
+    pad_id = tokenizer.pad_token_id
+    accum = tcfg.gradient_accumulation_steps
+    batches_per_epoch = len(loader)
+    micro = state.step * accum
+    epoch, skip = divmod(micro, batches_per_epoch)
+
+    window = {name: torch.zeros((), device=accelerator.device) for name in ("tokens", "count")}
+    sums: dict[str, torch.Tensor] = {}
+    last_metrics: dict = {}
+    window_start = time.perf_counter()
+    progress = tqdm(total=tcfg.max_steps, initial=state.step, disable=not (accelerator.is_main_process and tcfg.progress_bar),
+                    desc="pretraining", unit="step")
+    unwrapped = accelerator.unwrap_model(model)
+    while state.step < tcfg.max_steps:
+        loader.set_epoch(epoch)
+        active = accelerator.skip_first_batches(loader, skip) if skip else loader
+        skip = 0
+        for batch in active:
+            input_ids = batch["input_ids"]
+            padding = input_ids == pad_id
+            attention_mask = (~padding).long() if padding.any() else None
+            maskable = ~torch.isin(input_ids, special_ids)
+            with accelerator.accumulate(model):
+                out = model(input_ids, maskable, attention_mask)
+                loss = out.loss
+                if state.step + 1 in tcfg.debug_nonfinite_steps:
+                    loss = loss * float("nan")
+                accelerator.backward(loss)
+                finite = torch.isfinite(loss.detach())
+                for name, value in out.metrics().items():
+                    sums[name] = sums.get(name, 0) + torch.where(finite, value.float(), 0.0)
+                window["count"] += finite.float()
+                window["tokens"] += (~padding).sum()
+                if accelerator.sync_gradients:
+                    # A non-finite loss on any process makes the all-reduced gradient non-finite everywhere,
+                    # so every process takes the same decision without an extra collective.
+                    grad_norm = accelerator.clip_grad_norm_(model.parameters(), tcfg.max_grad_norm or float("inf"))
+                    step_ok = bool(torch.isfinite(grad_norm))
+                    if step_ok or tcfg.mixed_precision == "fp16":  # fp16: the loss scaler skips overflow itself
+                        optimizer.step()
+                        scheduler.step()
+                    optimizer.zero_grad(set_to_none=True)
+            if not accelerator.sync_gradients:
+                continue
+
+            state.step += 1
+            if step_ok:
+                state.nonfinite_consecutive = 0
+            else:
+                state.nonfinite_total += 1
+                state.nonfinite_consecutive += 1
+                log.warning("step %d: non-finite loss or gradient, update skipped (%d in a row, %d in total)",
+                            state.step, state.nonfinite_consecutive, state.nonfinite_total)
+                if state.nonfinite_consecutive >= tcfg.max_consecutive_nonfinite:
+                    raise NonFiniteLossError(
+                        f"{state.nonfinite_consecutive} consecutive non-finite losses at step {state.step}: aborting. "
+                        "Lower trainer.learning_rate, use trainer.mixed_precision=no or bf16, check the data, or "
+                        f"resume from the last checkpoint in {checkpoint_dir}"
+                    )
+            progress.update(1)
+
+            if state.step % tcfg.log_every_steps == 0 or state.step == tcfg.max_steps:
+                reduced = accelerator.reduce(torch.stack([window["tokens"].float(), window["count"]]), reduction="sum")
+                metric_values = accelerator.reduce(torch.stack([sums[k] for k in sorted(sums)]), reduction="sum")
+                elapsed = time.perf_counter() - window_start
+                tokens, count = reduced.tolist()
+                state.tokens_seen += int(tokens)
+                last_metrics = {k: (v / count if count else float("nan")) for k, v in zip(sorted(sums), metric_values.tolist())}
+                last_metrics.update(
+                    lr=scheduler.get_last_lr()[0], grad_norm=float(grad_norm), tokens_per_s=tokens / max(elapsed, 1e-9),
+                    tokens_seen=state.tokens_seen, epoch=epoch, world_size=accelerator.num_processes,
+                    nonfinite_total=state.nonfinite_total,
+                )
+                metrics_log.log(last_metrics, state.step)
+                progress.set_postfix(loss=f"{last_metrics['loss']:.3f}", tok_s=f"{last_metrics['tokens_per_s']:.0f}")
+                sums.clear()
+                for value in window.values():
+                    value.zero_()
+                window_start = time.perf_counter()
+
+            if state.step % tcfg.save_every_steps == 0 or state.step == tcfg.max_steps:
+                save_checkpoint(accelerator, checkpoint_dir, state, tcfg.keep_last,
+                                _fail_midway=state.step == tcfg.debug_exit_in_save_at_step)
+                window_start = time.perf_counter()  # saving is not training time
+            if state.step == tcfg.debug_exit_after_step:
+                os._exit(137)  # fault injection: as abrupt as kill -9
+            if state.step >= tcfg.max_steps:
+                break
+        epoch += 1
+    progress.close()
+
+    result = PretrainResult(run_dir=run_dir, state=state, last_metrics=last_metrics, world_size=accelerator.num_processes)
+    accelerator.wait_for_everyone()
+    if tcfg.export and accelerator.is_main_process:
+        result.exported = export_pretrained(unwrapped, tokenizer, run_dir)
+        for kind, path in result.exported.items():
+            log.info("exported %s to %s", kind, path)
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    return result
+
+
+def model_max_positions(model: torch.nn.Module) -> int:
+    from electra.modeling import encoder_of
+
+    return int(getattr(encoder_of(model).config, "max_position_embeddings", 512))

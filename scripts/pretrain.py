@@ -1,0 +1,28 @@
+"""Pretrain or continue pretraining an ELECTRA discriminator with replaced-token detection.
+
+    python scripts/pretrain.py experiment=tiny output_dir=DIR
+    accelerate launch --config_file configs/accelerate/cpu_2proc.yaml scripts/pretrain.py experiment=tiny output_dir=DIR
+    python scripts/pretrain.py experiment=dapt model.init_from=PATH_OR_NAME data.path=FILE output_dir=DIR
+"""
+
+import hydra
+from omegaconf import DictConfig
+
+from electra.config import register_configs
+from electra.launch import relaunch_if_cpu_processes_ignored
+from electra.trainer import pretrain
+
+register_configs()
+
+
+@hydra.main(version_base="1.3", config_path="../configs", config_name="pretrain")
+def main(cfg: DictConfig) -> None:
+    result = pretrain(cfg)
+    if result.exported:
+        for kind, path in result.exported.items():
+            print(f"{kind}: {path}")
+
+
+if __name__ == "__main__":
+    relaunch_if_cpu_processes_ignored()
+    main()
