@@ -29,6 +29,11 @@ from electra.tokenizer import train_wordpiece
 from electra.tracking import MetricsLog, start_tracking, tracker_kwargs
 
 log = logging.getLogger(__name__)
+# Accelerate logs every file of every checkpoint at INFO, and warns on each save that the shared
+# embeddings are stored once (expected: they are one tensor, re-tied by the model structure at load).
+logging.getLogger("accelerate.checkpointing").setLevel(logging.WARNING)
+logging.getLogger("accelerate.accelerator").setLevel(logging.WARNING)
+logging.getLogger("accelerate.utils.other").setLevel(logging.ERROR)
 
 
 class NonFiniteLossError(RuntimeError):
@@ -138,7 +143,10 @@ def pretrain(cfg: PretrainConfig) -> PretrainResult:
 
     sampler = EpochShuffleSampler(len(blocks), seed=tcfg.seed)
     loader = DataLoader(blocks.with_format("torch"), batch_size=tcfg.batch_size, sampler=sampler, drop_last=True,
-                        collate_fn=collate_blocks, num_workers=tcfg.num_workers)
+                        collate_fn=collate_blocks, num_workers=tcfg.num_workers,
+                        # Its own generator: starting an epoch must not draw from the global RNG, or a
+                        # resumed run (which starts one mid-epoch) would shift every later random mask.
+                        generator=torch.Generator().manual_seed(tcfg.seed))
     optimizer = _optimizer(model, tcfg)
     scheduler = get_linear_schedule_with_warmup(optimizer, tcfg.warmup_steps, tcfg.max_steps)
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
