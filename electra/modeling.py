@@ -283,3 +283,35 @@ def export_pretrained(model: nn.Module, tokenizer: PreTrainedTokenizerBase, outp
         save_file(head_state, target / MLM_HEAD_FILE)
         tokenizer.save_pretrained(target)
     return paths
+
+
+def export_checkpoint(run_dir: str | Path, checkpoint: str | Path | None = None,
+                      output_dir: str | Path | None = None) -> dict[str, Path]:
+    """Export a training checkpoint of ``run_dir`` (default: its latest complete one) as Hugging Face directories."""
+    from omegaconf import OmegaConf
+
+    from electra.checkpoint import latest_checkpoint
+
+    run_dir = Path(run_dir)
+    for needed in ("config.yaml", ARCHITECTURE_FILE, "tokenizer"):
+        if not (run_dir / needed).exists():
+            raise FileNotFoundError(f"{run_dir} is not a pretraining run directory (no {needed})")
+    checkpoint = Path(checkpoint) if checkpoint else latest_checkpoint(run_dir / "checkpoints")
+    if checkpoint is None:
+        raise FileNotFoundError(f"no complete checkpoint in {run_dir / 'checkpoints'}")
+    weights = checkpoint / "model.safetensors"
+    if not weights.is_file():
+        raise FileNotFoundError(f"{checkpoint} has no model.safetensors; is it a checkpoint directory?")
+    cfg = OmegaConf.load(run_dir / "config.yaml")
+    tokenizer = load_tokenizer(str(run_dir / "tokenizer"))
+    model = build_objective(cfg.model, tokenizer, architecture_dir=run_dir)
+    state = load_file(weights)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    # Shared tensors are stored once; the other names of a tie are restored by the model structure.
+    params = dict(model.named_parameters(remove_duplicate=False))
+    untied = [k for k in missing if not any(params.get(k) is params.get(stored) for stored in state)]
+    if unexpected or untied:
+        raise ValueError(f"{weights} does not match the run's architecture (unexpected {unexpected[:5]}, "
+                         f"missing {untied[:5]}): corrupt, or from another run")
+    return export_pretrained(model, tokenizer, output_dir or run_dir)
+

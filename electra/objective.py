@@ -38,7 +38,8 @@ class PretrainingOutput:
     disc_recall: torch.Tensor
     selected: torch.Tensor  # (batch, seq) bool: positions chosen for prediction
     gen_logits: torch.Tensor  # (n_selected, vocab): only the selected positions are projected
-    disc_labels: torch.Tensor | None = None  # (batch, seq) 1 where the token was replaced
+    corrupted_ids: torch.Tensor | None = None  # (batch, seq) the discriminator's input
+    disc_labels: torch.Tensor | None = None  # (batch, seq) True where the token was replaced
     disc_logits: torch.Tensor | None = None
 
     METRICS = ("loss", "gen_loss", "disc_loss", "gen_accuracy", "disc_accuracy", "replaced_fraction",
@@ -160,6 +161,7 @@ class ReplacedTokenDetection(nn.Module):
                 disc_recall=true_pos / actual.sum().clamp(min=1),
                 selected=selected,
                 gen_logits=gen_logits.detach(),
+                corrupted_ids=disc_input,
                 disc_labels=disc_labels,
                 disc_logits=disc_logits.detach(),
             )

@@ -73,18 +73,16 @@ def _resolve_resume(resume, checkpoint_dir: Path) -> Path | None:
 
 
 def _tokenizer(cfg: PretrainConfig, accelerator: Accelerator, run_dir: Path, documents) -> PreTrainedTokenizerBase:
+    """The run's tokenizer, created once by the main process in ``run_dir/tokenizer`` and read by all."""
     saved = run_dir / "tokenizer"
-    if not (saved / "tokenizer_config.json").exists():
+    if accelerator.is_main_process and not (saved / "tokenizer_config.json").exists():
         if cfg.model.init_from:
             tokenizer = load_tokenizer(cfg.model.init_from, cfg.model.trust_remote_code)
         else:
-            tokenizer = None
-            if accelerator.is_main_process:
-                tokenizer = train_wordpiece(documents["text"], cfg.model.vocab_size, cfg.model.lowercase,
-                                            model_max_length=cfg.model.max_position_embeddings)
-        if accelerator.is_main_process:
-            tokenizer.save_pretrained(saved)
-        accelerator.wait_for_everyone()
+            tokenizer = train_wordpiece(documents["text"], cfg.model.vocab_size, cfg.model.lowercase,
+                                        model_max_length=cfg.model.max_position_embeddings)
+        tokenizer.save_pretrained(saved)
+    accelerator.wait_for_everyone()  # unconditional: every process must reach the same barriers
     return load_tokenizer(str(saved))
 
 
@@ -103,6 +101,9 @@ def pretrain(cfg: PretrainConfig) -> PretrainResult:
     """Train (or continue training) and export. ``cfg`` is the resolved ``PretrainConfig``."""
     cfg = cfg if OmegaConf.is_config(cfg) else OmegaConf.structured(cfg)
     tcfg = cfg.trainer
+    if cfg.model.name == "dapt" and not cfg.model.init_from:
+        raise ValueError("experiment=dapt continues pretraining a pretrained encoder: set model.init_from=PATH_OR_NAME "
+                         "(a Hugging Face model directory or hub name)")
     if tcfg.mixed_precision not in ("no", "bf16", "fp16"):
         raise ValueError(f"trainer.mixed_precision must be no, bf16 or fp16, got {tcfg.mixed_precision!r}")
     accelerator = Accelerator(
@@ -112,15 +113,19 @@ def pretrain(cfg: PretrainConfig) -> PretrainResult:
         **tracker_kwargs(cfg.logger),
     )
     _configure_threads(accelerator, tcfg.threads)
-    # All processes must agree on the run directory (a timestamped default can differ by a second).
-    run_dir = Path(broadcast_object_list([str(Path(cfg.output_dir).resolve())])[0])
+    # Decisions that depend on the file system are taken by the main process and shared, so that every
+    # process follows the same path (and meets the same barriers). The run directory matters too: a
+    # timestamped default can differ by a second between processes.
+    run_dir = Path(str(Path(cfg.output_dir).resolve()))
+    resume_from = _resolve_resume(tcfg.resume, run_dir / "checkpoints") if accelerator.is_main_process else None
+    has_architecture = (run_dir / ARCHITECTURE_FILE).exists()
+    run_dir, resume_from, has_architecture = broadcast_object_list([run_dir, resume_from, has_architecture])
     checkpoint_dir = run_dir / "checkpoints"
-    resume_from = _resolve_resume(tcfg.resume, checkpoint_dir)
     if accelerator.is_main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
     accelerator.wait_for_everyone()
-    set_seed(tcfg.seed)
+    set_seed(tcfg.seed, device_specific=True)  # each process draws its own masks
 
     with accelerator.main_process_first():
         documents = load_documents(cfg.data)
@@ -134,7 +139,7 @@ def pretrain(cfg: PretrainConfig) -> PretrainResult:
         raise ValueError(f"only {len(blocks)} blocks of {tcfg.block_size} tokens, fewer than one optimizer step needs "
                          f"({needed}); lower trainer.batch_size or block_size, or add data")
 
-    architecture = run_dir if resume_from is not None and (run_dir / ARCHITECTURE_FILE).exists() else None
+    architecture = run_dir if resume_from is not None and has_architecture else None
     model = build_objective(cfg.model, tokenizer, architecture_dir=architecture)
     if tcfg.block_size > model_max_positions(model):
         raise ValueError(f"trainer.block_size {tcfg.block_size} exceeds the model's {model_max_positions(model)} positions")
