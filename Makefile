@@ -18,8 +18,10 @@ $(BIN)/.installed: pyproject.toml
 
 install: $(BIN)/.installed
 
+# The main job on the embedded default (synthetic customers, no downloads).
 demo: install
-	$(BIN)/python scripts/demo.py output_dir=$(DEMO_DIR)
+	$(BIN)/python scripts/pretrain.py experiment=tiny logger=none output_dir=$(DEMO_DIR)/pretrain
+	@echo "exported discriminator: $(DEMO_DIR)/pretrain/discriminator"
 
 test: install
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)

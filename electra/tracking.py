@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -61,9 +62,7 @@ def start_tracking(accelerator: Accelerator, cfg: LoggerConfig, run_dir: Path, c
         return
     id_file = run_dir / ".wandb_id"
     if accelerator.is_main_process:
-        import wandb
-
-        run_id = id_file.read_text().strip() if id_file.exists() else wandb.util.generate_id()
+        run_id = id_file.read_text().strip() if id_file.exists() else uuid.uuid4().hex[:12]
         id_file.write_text(run_id)
         init = {"mode": cfg.mode, "dir": str(run_dir), "name": run_name, "id": run_id, "resume": "allow",
                 "tags": list(cfg.tags)}

@@ -6,6 +6,7 @@
 """
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from electra.config import register_configs
@@ -17,6 +18,7 @@ register_configs()
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="pretrain")
 def main(cfg: DictConfig) -> None:
+    cfg.output_dir = HydraConfig.get().runtime.output_dir  # output_dir itself, or its sweep subdirectory
     result = pretrain(cfg)
     if result.exported:
         for kind, path in result.exported.items():

@@ -160,3 +160,22 @@ def test_too_little_data_is_explained(tmp_path):
     tiny.write_text("just one line\n")
     with pytest.raises(ValueError, match="fewer than one optimizer step needs"):
         _run(tmp_path, tiny, "trainer.max_steps=2")
+
+
+def test_multirun_sweep_writes_one_run_directory_per_job(tmp_path, corpus_file):
+    cmd = [PYTHON, str(REPO / "scripts" / "pretrain.py"), "-m",
+           *tiny_pretrain_overrides(tmp_path / "sweep", corpus_file, "trainer.max_steps=1,2", "trainer.export=false")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    runs = sorted(p for p in (tmp_path / "sweep").iterdir() if p.is_dir())
+    assert len(runs) == 2
+    assert [read_metrics(r / "metrics.jsonl")[-1]["step"] for r in runs] == [1, 2]
+    assert all((r / "config.yaml").is_file() for r in runs)
+
+
+@pytest.mark.slow
+def test_wandb_logs_offline_into_the_run_directory(tmp_path, corpus_file, monkeypatch):
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    result = _run(tmp_path, corpus_file, "logger=wandb", "trainer.max_steps=2", "trainer.export=false")
+    runs = list((result.run_dir / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1 and (result.run_dir / ".wandb_id").is_file()
