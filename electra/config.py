@@ -17,7 +17,7 @@ from segmentation.schema import DataConfig
 @dataclass
 class ModelConfig:
     name: str = "tiny"
-    objective: str = "rtd"  # rtd | mlm
+    objective: str = "rtd"  # rtd | mlm | contrastive
     # Domain-adaptive start: a pretrained encoder directory or hub name; null trains from scratch.
     init_from: str | None = None
     # A generator checkpoint (ElectraForMaskedLM) for init_from runs; null builds a fresh, smaller one.
@@ -44,6 +44,9 @@ class ModelConfig:
     sampling: str = "gumbel"  # gumbel | multinomial
     temperature: float = 1.0
     embedding_sharing: str = "shared"  # shared | gdes
+    # Contrastive (SimCSE) objective: pooling of the sentence embedding and softmax temperature.
+    pooling: str = "mean"  # mean | cls
+    contrastive_temperature: float = 0.05
 
 
 @dataclass

@@ -144,6 +144,18 @@ def pack_documents(documents: datasets.Dataset, tokenizer: PreTrainedTokenizerBa
                          desc=f"packing into blocks of {block_size}")
 
 
+def tokenize_documents(documents: datasets.Dataset, tokenizer: PreTrainedTokenizerBase, max_length: int,
+                       num_proc: int | None = None) -> datasets.Dataset:
+    """One sequence per document ([CLS] text [SEP], truncated), for sentence-level objectives."""
+    def tokenize(batch: dict) -> dict:
+        ids = tokenizer(batch["text"], truncation=True, max_length=max_length, return_attention_mask=False,
+                        return_token_type_ids=False)["input_ids"]
+        return {"input_ids": ids}
+
+    return documents.map(tokenize, batched=True, remove_columns=documents.column_names, num_proc=num_proc,
+                         desc="tokenising")
+
+
 def packing_efficiency(packed: datasets.Dataset, pad_token_id: int) -> float:
     """Share of positions that hold a real token rather than padding."""
     ids = packed.with_format("numpy")[:]["input_ids"]
@@ -167,5 +179,13 @@ class EpochShuffleSampler(Sampler[int]):
         return self.num_samples
 
 
-def collate_blocks(examples: list[dict]) -> dict[str, torch.Tensor]:
-    return {"input_ids": torch.stack([torch.as_tensor(e["input_ids"]) for e in examples])}
+class PadCollator:
+    """Stack sequences into a batch, right-padding to the longest (packed blocks need no padding)."""
+
+    def __init__(self, pad_token_id: int):
+        self.pad_token_id = pad_token_id
+
+    def __call__(self, examples: list[dict]) -> dict[str, torch.Tensor]:
+        sequences = [torch.as_tensor(e["input_ids"]) for e in examples]
+        return {"input_ids": torch.nn.utils.rnn.pad_sequence(sequences, batch_first=True,
+                                                             padding_value=self.pad_token_id)}

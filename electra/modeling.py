@@ -184,13 +184,17 @@ def build_objective(cfg: ModelConfig, tokenizer: PreTrainedTokenizerBase,
         full = ElectraForPreTraining(discriminator_config(cfg, tokenizer))
         encoder, disc_head, gen_config = full.electra, full.discriminator_predictions, None
 
+    if cfg.objective == "contrastive":
+        from electra.contrastive import SimCSE
+
+        return SimCSE(encoder, cfg.pooling, cfg.contrastive_temperature)
     if cfg.objective == "mlm":
         head = MaskedTokenHead(encoder.config.hidden_size, embedding_dim(encoder), encoder.get_input_embeddings(),
                                eps=getattr(encoder.config, "layer_norm_eps", 1e-12))
         _init_linear(head, getattr(encoder.config, "initializer_range", 0.02))
         return MaskedLanguageModeling(encoder, head, tokenizer.mask_token_id, cfg.mask_prob, cfg.mask_token_prob)
     if cfg.objective != "rtd":
-        raise ValueError(f"unknown objective {cfg.objective!r}; use 'rtd' or 'mlm'")
+        raise ValueError(f"unknown objective {cfg.objective!r}; use 'rtd', 'mlm' or 'contrastive'")
 
     if gen_config is not None:
         generator = ElectraForMaskedLM(gen_config)
@@ -215,7 +219,7 @@ def build_objective(cfg: ModelConfig, tokenizer: PreTrainedTokenizerBase,
 def encoder_of(model: nn.Module) -> PreTrainedModel:
     """The encoder that downstream work uses: the discriminator (RTD) or the MLM encoder."""
     model = getattr(model, "module", model)  # unwrap DDP
-    return model.discriminator if isinstance(model, ReplacedTokenDetection) else model.encoder
+    return model.discriminator if isinstance(model, ReplacedTokenDetection) else model.encoder  # MLM, SimCSE
 
 
 def save_architecture(model: nn.Module, directory: str | Path) -> None:
@@ -257,7 +261,7 @@ def export_pretrained(model: nn.Module, tokenizer: PreTrainedTokenizerBase, outp
     """Save standard Hugging Face directories (safetensors + tokenizer), loadable without this project's code.
 
     RTD: ``discriminator/`` (``ElectraForPreTraining`` for ELECTRA encoders, else the encoder plus
-    ``rtd_head.safetensors``) and ``generator/`` (``ElectraForMaskedLM``). MLM: ``encoder/``.
+    ``rtd_head.safetensors``) and ``generator/`` (``ElectraForMaskedLM``). MLM and contrastive: ``encoder/``.
     """
     model = getattr(model, "module", model)
     output_dir = Path(output_dir)
@@ -279,8 +283,10 @@ def export_pretrained(model: nn.Module, tokenizer: PreTrainedTokenizerBase, outp
     else:
         paths["encoder"] = target = output_dir / "encoder"
         encoder.save_pretrained(target)
-        head_state = {k: v.contiguous() for k, v in model.head.state_dict().items() if not k.startswith("word_embeddings")}
-        save_file(head_state, target / MLM_HEAD_FILE)
+        if isinstance(model, MaskedLanguageModeling):
+            head_state = {k: v.contiguous() for k, v in model.head.state_dict().items()
+                          if not k.startswith("word_embeddings")}
+            save_file(head_state, target / MLM_HEAD_FILE)
         tokenizer.save_pretrained(target)
     return paths
 

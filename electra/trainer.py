@@ -23,7 +23,8 @@ from transformers import PreTrainedTokenizerBase, get_linear_schedule_with_warmu
 
 from electra.checkpoint import TrainerState, latest_checkpoint, read_state, save_checkpoint
 from electra.config import PretrainConfig, TrainerConfig
-from electra.data import EpochShuffleSampler, collate_blocks, load_documents, pack_documents, packing_efficiency
+from electra.data import (EpochShuffleSampler, PadCollator, load_documents, pack_documents, packing_efficiency,
+                          tokenize_documents)
 from electra.modeling import ARCHITECTURE_FILE, build_objective, export_pretrained, load_tokenizer, save_architecture
 from electra.tokenizer import train_wordpiece
 from electra.tracking import MetricsLog, start_tracking, tracker_kwargs
@@ -97,6 +98,32 @@ def _optimizer(model: torch.nn.Module, cfg: TrainerConfig) -> torch.optim.Optimi
                              eps=cfg.adam_epsilon, fused=cfg.fused_adamw or None)
 
 
+def batch_inputs(input_ids: torch.Tensor, special_ids: torch.Tensor, pad_id: int):
+    """(maskable, attention_mask, real token count) for a batch of packed blocks.
+
+    Packed blocks rarely contain padding; without any, the attention mask is dropped so that SDPA can
+    take its unmasked (faster) path.
+    """
+    padding = input_ids == pad_id
+    attention_mask = (~padding).long() if padding.any() else None
+    return ~torch.isin(input_ids, special_ids), attention_mask, (~padding).sum()
+
+
+def apply_update(accelerator: Accelerator, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                 scheduler, tcfg: TrainerConfig) -> tuple[torch.Tensor, bool]:
+    """Clip, step and zero the gradients; skip the step when the gradient is not finite."""
+    # A non-finite loss on any process makes the all-reduced gradient non-finite everywhere, so every
+    # process takes the same decision without an extra collective.
+    grad_norm = accelerator.clip_grad_norm_(model.parameters(), tcfg.max_grad_norm or float("inf"))
+    step_ok = bool(torch.isfinite(grad_norm))
+    if step_ok or tcfg.mixed_precision == "fp16":  # fp16: the loss scaler skips overflow itself
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    return grad_norm, step_ok
+
+
 def pretrain(cfg: PretrainConfig) -> PretrainResult:
     """Train (or continue training) and export. ``cfg`` is the resolved ``PretrainConfig``."""
     cfg = cfg if OmegaConf.is_config(cfg) else OmegaConf.structured(cfg)
@@ -133,7 +160,10 @@ def pretrain(cfg: PretrainConfig) -> PretrainResult:
         raise ValueError(f"data set {cfg.data.name!r} produced no documents for split {cfg.data.train_split!r}")
     tokenizer = _tokenizer(cfg, accelerator, run_dir, documents)
     with accelerator.main_process_first():
-        blocks = pack_documents(documents, tokenizer, tcfg.block_size)
+        if cfg.model.objective == "contrastive":  # sentence-level: one text per row, no packing
+            blocks = tokenize_documents(documents, tokenizer, tcfg.block_size)
+        else:
+            blocks = pack_documents(documents, tokenizer, tcfg.block_size)
     needed = tcfg.batch_size * accelerator.num_processes * tcfg.gradient_accumulation_steps
     if len(blocks) < needed:
         raise ValueError(f"only {len(blocks)} blocks of {tcfg.block_size} tokens, fewer than one optimizer step needs "
@@ -148,7 +178,7 @@ def pretrain(cfg: PretrainConfig) -> PretrainResult:
 
     sampler = EpochShuffleSampler(len(blocks), seed=tcfg.seed)
     loader = DataLoader(blocks.with_format("torch"), batch_size=tcfg.batch_size, sampler=sampler, drop_last=True,
-                        collate_fn=collate_blocks, num_workers=tcfg.num_workers,
+                        collate_fn=PadCollator(tokenizer.pad_token_id), num_workers=tcfg.num_workers,
                         # Its own generator: starting an epoch must not draw from the global RNG, or a
                         # resumed run (which starts one mid-epoch) would shift every later random mask.
                         generator=torch.Generator().manual_seed(tcfg.seed))
@@ -167,8 +197,9 @@ def pretrain(cfg: PretrainConfig) -> PretrainResult:
     metrics_log = MetricsLog(run_dir / "metrics.jsonl", accelerator, resume_step=state.step if resume_from else None)
     start_tracking(accelerator, cfg.logger, run_dir, OmegaConf.to_container(cfg, resolve=True), run_dir.name)
     if accelerator.is_main_process:
-        log.info("world_size=%d device=%s blocks=%d packing_efficiency=%.4f", accelerator.num_processes,
-                 accelerator.device, len(blocks), packing_efficiency(blocks, tokenizer.pad_token_id))
+        log.info("world_size=%d device=%s sequences=%d", accelerator.num_processes, accelerator.device, len(blocks))
+        if cfg.model.objective != "contrastive":
+            log.info("packing efficiency %.4f", packing_efficiency(blocks, tokenizer.pad_token_id))
 
     special_ids = torch.tensor(tokenizer.all_special_ids, device=accelerator.device)
     pad_id = tokenizer.pad_token_id
@@ -190,9 +221,7 @@ def pretrain(cfg: PretrainConfig) -> PretrainResult:
         skip = 0
         for batch in active:
             input_ids = batch["input_ids"]
-            padding = input_ids == pad_id
-            attention_mask = (~padding).long() if padding.any() else None
-            maskable = ~torch.isin(input_ids, special_ids)
+            maskable, attention_mask, real_tokens = batch_inputs(input_ids, special_ids, pad_id)
             with accelerator.accumulate(model):
                 out = model(input_ids, maskable, attention_mask)
                 loss = out.loss
@@ -203,16 +232,9 @@ def pretrain(cfg: PretrainConfig) -> PretrainResult:
                 for name, value in out.metrics().items():
                     sums[name] = sums.get(name, 0) + torch.where(finite, value.float(), 0.0)
                 window["count"] += finite.float()
-                window["tokens"] += (~padding).sum()
+                window["tokens"] += real_tokens
                 if accelerator.sync_gradients:
-                    # A non-finite loss on any process makes the all-reduced gradient non-finite everywhere,
-                    # so every process takes the same decision without an extra collective.
-                    grad_norm = accelerator.clip_grad_norm_(model.parameters(), tcfg.max_grad_norm or float("inf"))
-                    step_ok = bool(torch.isfinite(grad_norm))
-                    if step_ok or tcfg.mixed_precision == "fp16":  # fp16: the loss scaler skips overflow itself
-                        optimizer.step()
-                        scheduler.step()
-                    optimizer.zero_grad(set_to_none=True)
+                    grad_norm, step_ok = apply_update(accelerator, model, optimizer, scheduler, tcfg)
             if not accelerator.sync_gradients:
                 continue
 

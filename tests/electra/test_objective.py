@@ -209,3 +209,31 @@ def test_empty_selection_gives_finite_zero_generator_loss(rtd, tokenizer):
     ids, maskable, attention = _batch(tokenizer, ["hello"], length=8)
     out = rtd(ids, torch.zeros_like(maskable), attention)
     assert out.gen_loss.item() == 0.0 and torch.isfinite(out.loss)
+
+
+def test_simcse_loss_is_in_batch_cross_entropy_of_cosines(tiny_bert_dir, tokenizer, corpus):
+    from transformers import AutoModel
+
+    from electra.contrastive import SimCSE, pool
+
+    encoder = AutoModel.from_pretrained(tiny_bert_dir)
+    encoder.eval()  # no dropout: both views are identical, so the loss is computable by hand
+    simcse = SimCSE(encoder, pooling="mean", temperature=0.05)
+    batch = tokenizer(corpus[:6], padding=True, return_tensors="pt")
+    out = simcse(batch["input_ids"], None, batch["attention_mask"])
+    with torch.no_grad():
+        z = F.normalize(pool(encoder(**batch).last_hidden_state, batch["attention_mask"], "mean"), dim=-1)
+        expected = F.cross_entropy(z @ z.T / 0.05, torch.arange(6))
+    assert torch.allclose(out.loss, expected, atol=1e-5)
+    assert out.accuracy.item() == 1.0  # identical views: every text finds itself
+    assert set(out.metrics()) == {"loss", "contrastive_accuracy"}
+
+
+def test_mean_pooling_ignores_padding():
+    from electra.contrastive import pool
+
+    hidden = torch.tensor([[[1.0], [3.0], [100.0]]])
+    assert pool(hidden, torch.tensor([[1, 1, 0]]), "mean").item() == 2.0
+    assert pool(hidden, None, "cls").item() == 1.0
+    with pytest.raises(ValueError, match="unknown pooling"):
+        pool(hidden, None, "max")

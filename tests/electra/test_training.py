@@ -179,3 +179,12 @@ def test_wandb_logs_offline_into_the_run_directory(tmp_path, corpus_file, monkey
     result = _run(tmp_path, corpus_file, "logger=wandb", "trainer.max_steps=2", "trainer.export=false")
     runs = list((result.run_dir / "wandb").glob("offline-run-*"))
     assert len(runs) == 1 and (result.run_dir / ".wandb_id").is_file()
+
+
+def test_contrastive_step_through_the_same_loop(tmp_path, corpus_file, tiny_bert_dir):
+    result = _run(tmp_path, corpus_file, "experiment=contrastive", f"model.init_from={tiny_bert_dir}",
+                  "trainer.max_steps=3", "trainer.batch_size=8")
+    metrics = read_metrics(result.run_dir / "metrics.jsonl")
+    assert "contrastive_accuracy" in metrics[-1] and metrics[-1]["world_size"] == 1
+    assert set(result.exported) == {"encoder"}
+    assert type(AutoModel.from_pretrained(result.exported["encoder"])).__name__ == "BertModel"
