@@ -57,5 +57,9 @@ class DataConfig:
     # Keep only rows where column == value (e.g. {snapshot: 0}).
     filters: dict[str, Any] = field(default_factory=dict)
     scrub_pii: bool = True
+    # Row validation (segmentation): a free-text value longer than this is rejected, not silently cut.
+    max_text_chars: int = 20000
+    # A missing numeric value: "reject" the row, or fill with the column "median" (counted in the summary).
+    missing_numeric: str = "reject"
     # Where generated data and caches go; relative paths are taken from the directory the command runs in.
     cache_dir: str = ".cache"

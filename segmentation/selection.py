@@ -1,0 +1,118 @@
+"""Choosing the number of segments k: silhouette, BIC and bootstrap stability, and one documented rule.
+
+For every k in the range, three numbers are measured:
+
+- silhouette: mean silhouette of the clustering fitted on all rows (on the selection sample for large
+  tables), computed on a random sample of ``silhouette_sample`` rows, so it never costs O(n^2);
+- BIC: for the Gaussian mixture only (lower is better);
+- stability: the clusterer is refitted on ``runs`` bootstrap resamples of ``stability_sample`` rows; each
+  fit labels one fixed evaluation sample, and stability is the mean adjusted Rand index over all pairs of
+  runs (1 = the same segments every time).
+
+The rule (separation makes a shortlist, stability decides):
+
+1. shortlist: for K-Means, every k whose silhouette is at least
+   (1 - ``tolerance``) x the best silhouette; for the mixture, every k whose BIC lies within
+   ``tolerance`` x (highest BIC - lowest BIC) of the lowest;
+2. chosen: the most stable k of the shortlist, the larger k when stabilities differ by less than 0.01;
+3. the report warns when the chosen k is below ``min_stability`` (its segments may not reproduce).
+
+Why: the silhouette is often nearly flat around the true k (merging two well-separated groups, or
+splitting one in two, barely changes it), so on its own it picks among near-ties by noise; a split that
+is not real is not reproducible across resamples, and a merge of real groups is ambiguous (which two to
+merge changes between resamples), so stability peaks at the structure that is there.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+from sklearn.metrics import adjusted_rand_score, silhouette_score
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class KSelection:
+    method: str
+    k_values: list[int]
+    silhouette: list[float]
+    stability: list[float]
+    bic: list[float | None]
+    inertia: list[float | None]
+    chosen_k: int
+    rule: str
+    shortlist: list[int] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def stability_score(make, X: np.ndarray, k: int, runs: int, sample: int, random_state: int) -> float:
+    """Mean pairwise ARI between ``runs`` fits on bootstrap resamples, compared on one fixed evaluation sample."""
+    rng = np.random.default_rng(random_state)
+    size = min(len(X), sample)
+    evaluation = X[rng.choice(len(X), size, replace=False)]
+    labelings = []
+    for run in range(runs):
+        resample = X[rng.choice(len(X), size, replace=True)]
+        labelings.append(make(k, random_state + 1 + run).fit(resample).predict(evaluation))
+    return float(np.mean([adjusted_rand_score(a, b) for a, b in itertools.combinations(labelings, 2)]))
+
+
+def choose_k(method: str, k_values: list[int], silhouette: list[float], bic: list[float | None],
+             stability: list[float], min_stability: float, tolerance: float) -> tuple[int, list[int], str]:
+    """Apply the rule of this module's docstring; returns (k, shortlist, the rule as applied, in words)."""
+    if method == "gmm":
+        lowest, highest = min(bic), max(bic)
+        shortlist = [k for k, b in zip(k_values, bic) if b - lowest <= tolerance * (highest - lowest)]
+        why = f"BIC within {tolerance:.0%} of its range from the lowest ({lowest:.1f})"
+    else:
+        best = max(silhouette)
+        shortlist = [k for k, v in zip(k_values, silhouette) if v >= best - tolerance * abs(best)]
+        why = f"silhouette within {tolerance:.0%} of the best ({best:.3f})"
+    stability_of = dict(zip(k_values, stability))
+    top = max(stability_of[k] for k in shortlist)
+    chosen = max(k for k in shortlist if stability_of[k] >= top - 0.01)
+    text = (f"shortlist ({why}): k in {shortlist}; chosen: the most stable of them, k = {chosen} "
+            f"(stability {stability_of[chosen]:.2f})")
+    if stability_of[chosen] < min_stability:
+        text += f"; warning: below the stability threshold {min_stability}, these segments may not reproduce"
+    return chosen, shortlist, text
+
+
+def select_k(X: np.ndarray, make, k_values: list[int], method: str = "kmeans", silhouette_sample: int = 5000,
+             stability_runs: int = 8, stability_sample: int = 2000, min_stability: float = 0.8,
+             tolerance: float = 0.05, selection_sample: int = 50000, random_state: int = 0,
+             progress: bool = True) -> KSelection:
+    """Measure silhouette, BIC and stability for each k and choose one.
+
+    ``make(k, random_state)`` returns an unfitted clusterer with k segments.
+    """
+    from tqdm.auto import tqdm
+
+    k_values = sorted({int(k) for k in k_values if 2 <= k < len(X)})
+    if not k_values:
+        raise ValueError(f"no k in the range to try for {len(X)} customers; set cluster.k_min/k_max or cluster.k")
+    rng = np.random.default_rng(random_state)
+    if len(X) > selection_sample:
+        X = X[np.sort(rng.choice(len(X), selection_sample, replace=False))]
+    silhouettes, stabilities, bics, inertias = [], [], [], []
+    for k in tqdm(k_values, desc="choosing k", unit="k", disable=not progress):
+        model = make(k, random_state).fit(X)
+        labels = model.labels_
+        if len(np.unique(labels)) > 1:
+            silhouettes.append(float(silhouette_score(X, labels, sample_size=min(len(X), silhouette_sample),
+                                                      random_state=random_state)))
+        else:
+            silhouettes.append(-1.0)
+        bics.append(model.bic(X) if hasattr(model, "bic") else None)
+        inertias.append(getattr(model, "inertia_", None))
+        stabilities.append(stability_score(make, X, k, stability_runs, stability_sample, random_state))
+        log.info("k=%d silhouette=%.3f stability=%.3f bic=%s", k, silhouettes[-1], stabilities[-1], bics[-1])
+    chosen, shortlist, rule = choose_k(method, k_values, silhouettes, bics, stabilities, min_stability, tolerance)
+    return KSelection(method=method, k_values=k_values, silhouette=silhouettes, stability=stabilities, bic=bics,
+                      inertia=inertias, chosen_k=chosen, rule=rule, shortlist=shortlist)
