@@ -108,6 +108,9 @@ class ClusterConfig:
     stability_runs: int = 8
     stability_sample: int = 2000
     min_stability: float = 0.8
+    # Shortlist tolerance of the k-selection rule, and the rows the selection is measured on.
+    tolerance: float = 0.05
+    selection_sample: int = 50000
 
 
 @dataclass
@@ -124,8 +127,6 @@ class DescribeConfig:
     # A numeric feature enters a segment's name when |standardised difference| reaches this.
     name_min_std_diff: float = 0.5
     name_parts: int = 3
-    # Display names of features in segment names and strategies (default: the column name, spaced).
-    feature_labels: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass

@@ -110,7 +110,9 @@ def read_table(path: Path, fmt: str = "auto") -> tuple[pd.DataFrame, list[dict]]
     if reader == "csv":
         sep = "\t" if path.suffix.lower() == ".tsv" else ","
         try:
-            frame = pd.read_csv(path, sep=sep, dtype=str, encoding="utf-8", encoding_errors="replace")
+            # Blank lines are rows too (rejected as empty), so that nothing is dropped and row numbers match lines.
+            frame = pd.read_csv(path, sep=sep, dtype=str, encoding="utf-8", encoding_errors="replace",
+                                skip_blank_lines=False)
         except pd.errors.ParserError as err:
             raise SchemaError(f"{path} is not a well-formed CSV file: {err}") from err
         except pd.errors.EmptyDataError as err:
@@ -209,6 +211,7 @@ def _validate(frame: pd.DataFrame, path: Path, data: DataConfig, seen_ids: dict,
         ids = pd.Series([f"{path.stem}-{i}" for i in frame.index], index=frame.index, dtype=object)
     problems = _Problems(path, ids)
     out = pd.DataFrame(index=frame.index)
+    fills: list[tuple[str, str, pd.Series]] = []
 
     text_like = [c for c in [schema.id_column, *schema.text_columns, *schema.categorical_columns] if c]
     for column in dict.fromkeys(text_like):
@@ -254,8 +257,7 @@ def _validate(frame: pd.DataFrame, path: Path, data: DataConfig, seen_ids: dict,
         if data.missing_numeric == "median":
             median = float(parsed[~unparsable & ~nonfinite & ~missing].median()) if present > bad else 0.0
             parsed = parsed.where(~missing, median)
-            if missing.any():
-                filled.setdefault("numeric_median", {})[column] = filled.get("numeric_median", {}).get(column, 0) + int(missing.sum())
+            fills.append(("numeric_median", column, missing))
         elif data.missing_numeric == "reject":
             problems.add(missing, column, "missing_value", "missing numeric value")
         else:
@@ -265,9 +267,7 @@ def _validate(frame: pd.DataFrame, path: Path, data: DataConfig, seen_ids: dict,
     for column in schema.categorical_columns:
         values = _as_text(frame[column]).str.strip()
         empty = values == ""
-        if empty.any():
-            filled.setdefault("categorical_missing", {})[column] = \
-                filled.get("categorical_missing", {}).get(column, 0) + int(empty.sum())
+        fills.append(("categorical_missing", column, empty))
         out[column] = values.where(~empty, MISSING_CATEGORY)
 
     if schema.text_columns:
@@ -285,8 +285,11 @@ def _validate(frame: pd.DataFrame, path: Path, data: DataConfig, seen_ids: dict,
     for column in frame.columns:  # labels, names, everything else: carried as they are
         if column not in used_columns:
             out[column] = frame[column]
-    rejected = problems.rows()
-    keep = ~out.index.isin(sorted(rejected))
+    keep = ~out.index.isin(sorted(problems.rows()))
+    for kind, column, mask in fills:  # counted on the rows used: a rejected row was not filled in for use
+        count = int((mask.to_numpy() & keep).sum())
+        if count:
+            filled.setdefault(kind, {})[column] = filled.get(kind, {}).get(column, 0) + count
     return out[keep], problems.records
 
 

@@ -35,6 +35,8 @@ class SchemaConfig:
     pii_columns: list[str] = field(default_factory=list)
     # Columns whose values (a customer's own name) are scrubbed from that customer's free text.
     name_columns: list[str] = field(default_factory=list)
+    # Display names for columns in segment names, reports and strategies (default: the name, spaced).
+    feature_labels: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass

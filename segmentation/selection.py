@@ -4,7 +4,8 @@ For every k in the range, three numbers are measured:
 
 - silhouette: mean silhouette of the clustering fitted on all rows (on the selection sample for large
   tables), computed on a random sample of ``silhouette_sample`` rows, so it never costs O(n^2);
-- BIC: for the Gaussian mixture only (lower is better);
+- BIC (lower is better): the mixture's own; for K-Means, the BIC of the equivalent model of spherical
+  Gaussians with one shared variance (as in X-means), computed from the fit at no extra cost;
 - stability: the clusterer is refitted on ``runs`` bootstrap resamples of ``stability_sample`` rows; each
   fit labels one fixed evaluation sample, and stability is the mean adjusted Rand index over all pairs of
   runs (1 = the same segments every time).
@@ -49,6 +50,26 @@ class KSelection:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+def kmeans_bic(X: np.ndarray, labels: np.ndarray, centers: np.ndarray) -> float:
+    """BIC of a K-Means solution read as a mixture of spherical Gaussians with one shared variance.
+
+    Log-likelihood: sum_i log(n_c(i) / n) - (n d / 2) log(2 pi s2) - n d / 2 with s2 = SSE / (n d);
+    free parameters: k d means, k - 1 weights, one variance.
+    """
+    n, d = X.shape
+    k = len(centers)
+    sse = 0.0
+    for lo in range(0, n, 65536):
+        block = np.asarray(X[lo:lo + 65536], dtype=np.float64)
+        sse += float(((block - centers[labels[lo:lo + 65536]]) ** 2).sum())
+    variance = max(sse / (n * d), 1e-12)
+    sizes = np.bincount(labels, minlength=k)
+    log_likelihood = float((sizes[sizes > 0] * np.log(sizes[sizes > 0] / n)).sum()) \
+        - n * d / 2 * np.log(2 * np.pi * variance) - n * d / 2
+    parameters = k * d + (k - 1) + 1
+    return float(-2 * log_likelihood + parameters * np.log(n))
 
 
 def stability_score(make, X: np.ndarray, k: int, runs: int, sample: int, random_state: int) -> float:
@@ -101,7 +122,7 @@ def select_k(X: np.ndarray, make, k_values: list[int], method: str = "kmeans", s
     if len(X) > selection_sample:
         X = X[np.sort(rng.choice(len(X), selection_sample, replace=False))]
     silhouettes, stabilities, bics, inertias = [], [], [], []
-    for k in tqdm(k_values, desc="choosing k", unit="k", disable=not progress):
+    for k in tqdm(k_values, desc="choosing k", unit="candidate", disable=not progress):
         model = make(k, random_state).fit(X)
         labels = model.labels_
         if len(np.unique(labels)) > 1:
@@ -109,7 +130,7 @@ def select_k(X: np.ndarray, make, k_values: list[int], method: str = "kmeans", s
                                                       random_state=random_state)))
         else:
             silhouettes.append(-1.0)
-        bics.append(model.bic(X) if hasattr(model, "bic") else None)
+        bics.append(model.bic(X) if hasattr(model, "bic") else kmeans_bic(X, labels, model.cluster_centers_))
         inertias.append(getattr(model, "inertia_", None))
         stabilities.append(stability_score(make, X, k, stability_runs, stability_sample, random_state))
         log.info("k=%d silhouette=%.3f stability=%.3f bic=%s", k, silhouettes[-1], stabilities[-1], bics[-1])
