@@ -209,8 +209,9 @@ class HDBSCANClusterer(_CentroidAssignment):
         rng = np.random.default_rng(self.random_state)
         sample = np.sort(rng.choice(len(X), self.max_fit_samples, replace=False)) if len(X) > self.max_fit_samples \
             else np.arange(len(X))
+        # copy=False: the sample below is already a fresh array HDBSCAN may overwrite.
         estimator = HDBSCAN(min_cluster_size=self.min_cluster_size, min_samples=self.min_samples,
-                            store_centers="centroid").fit(np.asarray(X[sample], dtype=np.float64))
+                            store_centers="centroid", copy=False).fit(np.asarray(X[sample], dtype=np.float64))
         if not len(getattr(estimator, "centroids_", [])):
             raise ValueError(f"HDBSCAN found no segment (every customer is noise); lower cluster.min_cluster_size "
                              f"(now {self.min_cluster_size})")

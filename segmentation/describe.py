@@ -14,6 +14,7 @@ Definitions (all against the whole population segmented):
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -190,20 +191,29 @@ def segment_name(description: SegmentDescription, labels: dict[str, str], min_st
                for s in description.numeric if abs(s.std_diff) >= min_std_diff]
     categories = [(_category_part(c, labels), feature_label(c.feature, labels)) for c in description.categories]
     terms = [(t, None) for t, _ in description.terms]
-    candidates = []
-    for group in zip(*(g[skip:] + [None] * parts for g in (numeric, categories, terms))):
-        candidates += [c for c in group if c]
+    kinds = [numeric[skip:], categories[skip:], terms[skip:]]
     chosen: list[str] = []
     used_features: set[str] = set()
-    for text, feature in candidates:
+
+    def fits(candidate: tuple[str, str | None]) -> bool:
+        text, feature = candidate
         words = set(text.lower().split())
-        if feature in used_features or any(words <= set(c.lower().split()) for c in chosen):
-            continue
-        chosen.append(text)
-        if feature:
-            used_features.add(feature)
-        if len(chosen) == parts:
-            break
+        return feature not in used_features and not any(words <= set(c.lower().split()) for c in chosen)
+
+    def take(candidate: tuple[str, str | None]) -> None:
+        chosen.append(candidate[0])
+        if candidate[1]:
+            used_features.add(candidate[1])
+
+    # One part of each kind first (number, category, word), then the strongest of what is left.
+    for kind in kinds:
+        candidate = next((c for c in kind if fits(c)), None)
+        if candidate and len(chosen) < parts:
+            take(candidate)
+    for group in itertools.zip_longest(*kinds):
+        for candidate in group:
+            if candidate and len(chosen) < parts and fits(candidate):
+                take(candidate)
     return " · ".join(chosen) if chosen else f"segment {description.segment}"
 
 
