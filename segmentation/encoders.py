@@ -213,30 +213,40 @@ class TfidfEncoder:
 
     @property
     def dimension(self) -> int:
-        return int(self.svd_.n_components)
+        return int(self.components_.shape[0])
+
+    @property
+    def components_(self) -> np.ndarray:
+        return self.svd_.components_
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        vectors = self.svd_.transform(self.vectorizer_.transform(list(texts))).astype(np.float32)
+        vectors = np.asarray(self.vectorizer_.transform(list(texts)) @ self.components_.T, dtype=np.float32)
         return _l2_normalize(vectors) if self.normalize else vectors
 
     def save(self, directory: Path) -> None:
-        import skops.io as sio
-        from sklearn.pipeline import Pipeline
+        """Vocabulary and parameters as JSON, idf weights and SVD components as safetensors."""
+        from safetensors.numpy import save_file
 
-        state = {"kind": "tfidf", **{k: v for k, v in self.identity().items() if k != "kind"}}
-        (directory / "encoder.json").write_text(json.dumps(state, indent=1))
-        sio.dump(Pipeline([("tfidf", self.vectorizer_), ("svd", self.svd_)]), directory / "encoder.skops")
+        state = {**self.identity(), "vocabulary": {term: int(i) for term, i in self.vectorizer_.vocabulary_.items()}}
+        (directory / "encoder.json").write_text(json.dumps(state))
+        save_file({"idf": np.ascontiguousarray(self.vectorizer_.idf_, dtype=np.float64),
+                   "components": np.ascontiguousarray(self.components_)}, str(directory / "encoder.safetensors"))
 
     @classmethod
     def load(cls, directory: Path, progress: bool = True) -> TfidfEncoder:
-        import skops.io as sio
+        from safetensors.numpy import load_file
+        from sklearn.decomposition import TruncatedSVD
+        from sklearn.feature_extraction.text import TfidfVectorizer
 
         state = json.loads((directory / "encoder.json").read_text())
+        arrays = load_file(str(directory / "encoder.safetensors"))
         self = cls(state["n_components"], state["max_features"], state["ngram_max"], state["min_df"],
                    state["sublinear_tf"], state["normalize"], state["random_state"])
-        # skops refuses any type outside its trusted defaults (scikit-learn, numpy, scipy): no arbitrary code.
-        fitted = sio.load(directory / "encoder.skops")
-        self.vectorizer_, self.svd_ = fitted.named_steps["tfidf"], fitted.named_steps["svd"]
+        self.vectorizer_ = TfidfVectorizer(ngram_range=(1, self.ngram_max), sublinear_tf=self.sublinear_tf,
+                                           dtype=np.float32, vocabulary=state["vocabulary"])
+        self.vectorizer_.idf_ = arrays["idf"]
+        self.svd_ = TruncatedSVD(n_components=arrays["components"].shape[0])
+        self.svd_.components_ = arrays["components"]
         self.fit_digest_ = state["fit_digest"]
         return self
 

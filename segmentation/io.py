@@ -320,6 +320,10 @@ def load_customers(data: DataConfig, split: str | None = None) -> LoadResult:
 
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     rejects = pd.DataFrame.from_records(records, columns=REJECT_COLUMNS)
+    if len(rejects):  # in file order, then row order, as a person reads the file
+        file_order = {str(p): i for i, p in enumerate(sources)}
+        rejects = rejects.sort_values(["file", "row_number"], key=lambda c: c.map(file_order) if c.name == "file" else c,
+                                      kind="stable").reset_index(drop=True)
     rows_rejected = int(rejects[["file", "row_number"]].drop_duplicates().shape[0]) if len(rejects) else 0
     rows_read = rows_in_files - rows_excluded
     summary = {

@@ -7,7 +7,8 @@
 
 A saved pipeline is JSON (configuration, learned numbers, descriptions, strategies), one safetensors file
 of arrays and the encoder: a reference to the Hugging Face model (path or hub name, plus its identity,
-checked at load) or the fitted TF-IDF model in skops format. Nothing is unpickled at load.
+checked at load) or the fitted TF-IDF model (vocabulary as JSON, weights as safetensors). Nothing is
+unpickled at load.
 
 ``fit`` and ``predict`` accept precomputed ``embeddings`` (one row per customer, in table order) in place
 of encoding, for tables whose vectors were computed elsewhere.

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
 
-import pandas as pd
-import pytest
+# As in scripts/segment.py: sleeping OpenMP workers, or K-Means is many times slower on 2 cores. Only
+# effective when no other module loaded scikit-learn's OpenMP runtime first.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from segmentation.schema import DataConfig, SchemaConfig, SyntheticConfig
-from segmentation.synthetic import make_synthetic
+from pathlib import Path  # noqa: E402
+
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+from segmentation.schema import DataConfig, SchemaConfig, SyntheticConfig  # noqa: E402
+from segmentation.synthetic import make_synthetic  # noqa: E402
 
 SYNTHETIC_SCHEMA = dict(
     id_column="customer_id",
