@@ -69,6 +69,11 @@ class FeatureConfig:
     income_column: str | None = "annual_income"
     # log1p for skewed non-negative numeric columns ("auto": skewness above 1), before standardising.
     log_transform: str = "auto"  # auto | none
+    # Text embeddings are centred and their dominant directions removed (leading principal components
+    # that each hold more than this share of the remaining variance, at most text_max_removed of them):
+    # anisotropic transformer embeddings otherwise split customers by text length. null disables.
+    text_dominant_share: float | None = 0.25
+    text_max_removed: int = 10
     # Categories rarer than this share are pooled into "other" for one-hot encoding.
     min_category_share: float = 0.01
     # Fusion: [text | standardised numerics | one-hot categoricals], each block scaled to unit total
@@ -107,9 +112,11 @@ class ClusterConfig:
     silhouette_sample: int = 5000
     stability_runs: int = 8
     stability_sample: int = 2000
-    min_stability: float = 0.8
-    # Shortlist tolerance of the k-selection rule, and the rows the selection is measured on.
+    min_stability: float = 0.9
+    # Shortlist tolerances of the k-selection rule (relative silhouette; absolute BIC), and the rows the
+    # selection is measured on.
     tolerance: float = 0.05
+    bic_tolerance: float = 10.0
     selection_sample: int = 50000
 
 

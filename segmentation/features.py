@@ -180,3 +180,61 @@ class BlockFusion:
         self = cls(state["weights"], state["sample_size"], state["random_state"])
         self.scales_ = state["scales_"]
         return self
+
+
+class DominantDirectionRemoval:
+    """Centre text embeddings and project out their dominant directions ("all-but-the-top").
+
+    Transformer embeddings are often anisotropic: one or a few directions (word frequency, text length)
+    carry most of the variance and say little about content, and a clusterer would split customers along
+    them. Leading principal components are removed while each explains more than ``max_share`` of the
+    variance that is left, at most ``max_components`` of them; an embedding without such directions
+    (TF-IDF + SVD, well-trained sentence encoders) is only centred. Fitted on at most ``sample_size`` rows.
+    """
+
+    def __init__(self, max_share: float = 0.25, max_components: int = 10, sample_size: int = 50000,
+                 random_state: int = 0):
+        self.max_share = max_share
+        self.max_components = max_components
+        self.sample_size = sample_size
+        self.random_state = random_state
+
+    def fit(self, embeddings: np.ndarray) -> DominantDirectionRemoval:
+        X = np.asarray(embeddings, dtype=np.float64)
+        if len(X) > self.sample_size:
+            X = X[np.random.default_rng(self.random_state).choice(len(X), self.sample_size, replace=False)]
+        self.mean_ = X.mean(axis=0)
+        _, singular, directions = np.linalg.svd(X - self.mean_, full_matrices=False)
+        variances = singular ** 2
+        removed = 0
+        while removed < min(self.max_components, len(variances) - 1):
+            left = variances[removed:].sum()
+            if left <= 0 or variances[removed] / left <= self.max_share:
+                break
+            removed += 1
+        self.components_ = directions[:removed]
+        self.removed_share_ = float(variances[:removed].sum() / variances.sum()) if variances.sum() > 0 else 0.0
+        return self
+
+    def transform(self, embeddings: np.ndarray) -> np.ndarray:
+        X = np.asarray(embeddings, dtype=np.float32) - self.mean_.astype(np.float32)
+        if len(self.components_):
+            components = self.components_.astype(np.float32)
+            X = X - (X @ components.T) @ components
+        return X
+
+    def fit_transform(self, embeddings: np.ndarray) -> np.ndarray:
+        return self.fit(embeddings).transform(embeddings)
+
+    def get_state(self) -> tuple[dict, dict]:
+        params = {"max_share": self.max_share, "max_components": self.max_components,
+                  "sample_size": self.sample_size, "random_state": self.random_state}
+        return {"params": params, "removed_share_": self.removed_share_}, \
+            {"mean_": self.mean_, "components_": np.asarray(self.components_).reshape(-1, len(self.mean_))}
+
+    @classmethod
+    def from_state(cls, state: dict, arrays: dict) -> DominantDirectionRemoval:
+        self = cls(**state["params"])
+        self.removed_share_ = state["removed_share_"]
+        self.mean_, self.components_ = arrays["mean_"], arrays["components_"]
+        return self

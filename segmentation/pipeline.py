@@ -29,7 +29,8 @@ from segmentation.clustering import CLUSTERERS, Preprocessor, make_clusterer
 from segmentation.config import ClusterConfig, DescribeConfig, EncoderConfig, FeatureConfig, ProfileConfig
 from segmentation.describe import SegmentDescription, describe_segments
 from segmentation.encoders import build_encoder, load_encoder
-from segmentation.features import AGE_GROUP, INCOME_QUARTILE, AnalystFeatures, BlockFusion, TabularFeatures
+from segmentation.features import (AGE_GROUP, INCOME_QUARTILE, AnalystFeatures, BlockFusion,
+                                   DominantDirectionRemoval, TabularFeatures)
 from segmentation.io import customer_ids
 from segmentation.playbook import Playbook, Strategy
 from segmentation.profiles import ProfileBuilder, scrub_text_columns, text_values
@@ -119,6 +120,8 @@ class SegmentationPipeline:
         return self.encoder_.encode(texts)
 
     def _fuse(self, frame: pd.DataFrame, text_vectors: np.ndarray) -> np.ndarray:
+        if self.text_post_ is not None:
+            text_vectors = self.text_post_.transform(text_vectors)
         if self.fusion_ is None:
             return np.asarray(text_vectors, dtype=np.float32)
         blocks = {"text": text_vectors, "numeric": self.tabular_.transform_numeric(frame),
@@ -143,6 +146,12 @@ class SegmentationPipeline:
         if embeddings is None:
             self.encoder_ = build_encoder(encoder_cfg, self.random_state).fit(profiles)
         text_vectors = self._encode(profiles, embeddings)
+        self.text_post_ = None
+        if feature_cfg.text_dominant_share is not None:
+            self.text_post_ = DominantDirectionRemoval(feature_cfg.text_dominant_share, feature_cfg.text_max_removed,
+                                                       random_state=self.random_state).fit(text_vectors)
+            log.info("text embeddings: %d dominant direction(s) removed (%.0f%% of their variance)",
+                     len(self.text_post_.components_), 100 * self.text_post_.removed_share_)
 
         self.tabular_ = self.fusion_ = None
         if feature_cfg.fusion:
@@ -150,7 +159,8 @@ class SegmentationPipeline:
                                             feature_cfg.log_transform, feature_cfg.min_category_share).fit(prepared)
             weights = {"text": feature_cfg.text_weight, "numeric": feature_cfg.numeric_weight,
                        "categorical": feature_cfg.categorical_weight}
-            blocks = {"text": text_vectors, "numeric": self.tabular_.transform_numeric(prepared),
+            text_block = self.text_post_.transform(text_vectors) if self.text_post_ is not None else text_vectors
+            blocks = {"text": text_block, "numeric": self.tabular_.transform_numeric(prepared),
                       "categorical": self.tabular_.transform_categorical(prepared)}
             self.fusion_ = BlockFusion(weights, random_state=self.random_state).fit(blocks)
         fused = self._fuse(prepared, text_vectors)
@@ -168,7 +178,8 @@ class SegmentationPipeline:
             self.k_selection_ = select_k(X, make, list(range(cluster_cfg.k_min, cluster_cfg.k_max + 1)),
                                          cluster_cfg.method, cluster_cfg.silhouette_sample, cluster_cfg.stability_runs,
                                          cluster_cfg.stability_sample, cluster_cfg.min_stability, cluster_cfg.tolerance,
-                                         cluster_cfg.selection_sample, self.random_state, self.progress)
+                                         cluster_cfg.selection_sample, self.random_state, self.progress,
+                                         cluster_cfg.bic_tolerance)
             k = self.k_selection_.chosen_k
         self.clusterer_ = make_clusterer(cluster_cfg.method, k, cluster_cfg, self.random_state).fit(X)
         self.labels_ = np.asarray(self.clusterer_.labels_, dtype=np.int64)
@@ -244,6 +255,7 @@ class SegmentationPipeline:
         directory.mkdir(parents=True, exist_ok=True)
         configs = self._configs()
         preprocessor_state, preprocessor_arrays = self.preprocessor_.get_state()
+        text_post_state, text_post_arrays = self.text_post_.get_state() if self.text_post_ is not None else (None, {})
         clusterer_state, clusterer_arrays = self.clusterer_.get_state()
         method = next(name for name, cls in CLUSTERERS.items() if isinstance(self.clusterer_, cls))
         state = {
@@ -256,6 +268,7 @@ class SegmentationPipeline:
             "profile_builder": self.profile_builder_.get_state(),
             "tabular": self.tabular_.get_state() if self.tabular_ else None,
             "fusion": self.fusion_.get_state() if self.fusion_ else None,
+            "text_post": text_post_state,
             "preprocessor": preprocessor_state,
             "clusterer": {"method": method, **clusterer_state},
             "n_features_in": self.n_features_in_,
@@ -269,6 +282,7 @@ class SegmentationPipeline:
         (directory / "pipeline.json").write_text(json.dumps(state, indent=1, default=_json_default))
         arrays = {f"preprocessor.{k}": np.ascontiguousarray(v) for k, v in preprocessor_arrays.items()}
         arrays.update({f"clusterer.{k}": np.ascontiguousarray(v) for k, v in clusterer_arrays.items()})
+        arrays.update({f"text_post.{k}": np.ascontiguousarray(v) for k, v in text_post_arrays.items()})
         save_file(arrays, str(directory / "arrays.safetensors"))
         if self.encoder_ is not None:
             self.encoder_.save(directory)
@@ -297,6 +311,8 @@ class SegmentationPipeline:
         self.profile_builder_ = ProfileBuilder.from_state(state["profile_builder"])
         self.tabular_ = TabularFeatures.from_state(state["tabular"]) if state["tabular"] else None
         self.fusion_ = BlockFusion.from_state(state["fusion"]) if state["fusion"] else None
+        self.text_post_ = DominantDirectionRemoval.from_state(state["text_post"], part("text_post.")) \
+            if state["text_post"] else None
         self.preprocessor_ = Preprocessor.from_state(state["preprocessor"], part("preprocessor."))
         clusterer_state = state["clusterer"]
         self.clusterer_ = CLUSTERERS[clusterer_state["method"]].from_state(clusterer_state, part("clusterer."))

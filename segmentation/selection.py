@@ -10,18 +10,20 @@ For every k in the range, three numbers are measured:
   fit labels one fixed evaluation sample, and stability is the mean adjusted Rand index over all pairs of
   runs (1 = the same segments every time).
 
-The rule (separation makes a shortlist, stability decides):
+The rule (separation makes a shortlist; the finest reproducible segmentation on it wins):
 
-1. shortlist: for K-Means, every k whose silhouette is at least
-   (1 - ``tolerance``) x the best silhouette; for the mixture, every k whose BIC lies within
-   ``tolerance`` x (highest BIC - lowest BIC) of the lowest;
-2. chosen: the most stable k of the shortlist, the larger k when stabilities differ by less than 0.01;
-3. the report warns when the chosen k is below ``min_stability`` (its segments may not reproduce).
+1. shortlist: for K-Means, every k whose silhouette is at least (1 - ``tolerance``) x the best
+   silhouette; for the mixture, every k whose BIC is within ``bic_tolerance`` (default 10, "very strong
+   evidence" on the Kass-Raftery scale) of the lowest;
+2. chosen: the largest shortlisted k whose stability is at least ``min_stability``;
+3. when no shortlisted k is that stable: the most stable shortlisted k, and the report warns that these
+   segments may not reproduce.
 
-Why: the silhouette is often nearly flat around the true k (merging two well-separated groups, or
-splitting one in two, barely changes it), so on its own it picks among near-ties by noise; a split that
-is not real is not reproducible across resamples, and a merge of real groups is ambiguous (which two to
-merge changes between resamples), so stability peaks at the structure that is there.
+Why: the silhouette is often nearly flat around the true k (merging two neighbouring groups, or splitting
+one, barely changes it), so on its own it picks among near-ties by noise. Stability separates the two
+cases: a split that is not in the data is not reproducible across resamples, whereas a merge of two
+neighbouring groups is (the same two merge every time), so among near-ties the finest k that still
+reproduces is the structure that is there, and the one an analyst can act on.
 """
 
 from __future__ import annotations
@@ -85,30 +87,35 @@ def stability_score(make, X: np.ndarray, k: int, runs: int, sample: int, random_
 
 
 def choose_k(method: str, k_values: list[int], silhouette: list[float], bic: list[float | None],
-             stability: list[float], min_stability: float, tolerance: float) -> tuple[int, list[int], str]:
+             stability: list[float], min_stability: float, tolerance: float,
+             bic_tolerance: float = 10.0) -> tuple[int, list[int], str]:
     """Apply the rule of this module's docstring; returns (k, shortlist, the rule as applied, in words)."""
     if method == "gmm":
-        lowest, highest = min(bic), max(bic)
-        shortlist = [k for k, b in zip(k_values, bic) if b - lowest <= tolerance * (highest - lowest)]
-        why = f"BIC within {tolerance:.0%} of its range from the lowest ({lowest:.1f})"
+        lowest = min(bic)
+        shortlist = [k for k, b in zip(k_values, bic) if b - lowest <= bic_tolerance]
+        why = f"BIC within {bic_tolerance:g} of the lowest ({lowest:.1f})"
     else:
         best = max(silhouette)
         shortlist = [k for k, v in zip(k_values, silhouette) if v >= best - tolerance * abs(best)]
         why = f"silhouette within {tolerance:.0%} of the best ({best:.3f})"
     stability_of = dict(zip(k_values, stability))
-    top = max(stability_of[k] for k in shortlist)
-    chosen = max(k for k in shortlist if stability_of[k] >= top - 0.01)
-    text = (f"shortlist ({why}): k in {shortlist}; chosen: the most stable of them, k = {chosen} "
-            f"(stability {stability_of[chosen]:.2f})")
-    if stability_of[chosen] < min_stability:
-        text += f"; warning: below the stability threshold {min_stability}, these segments may not reproduce"
+    stable = [k for k in shortlist if stability_of[k] >= min_stability]
+    if stable:
+        chosen = max(stable)
+        text = (f"shortlist ({why}): k in {shortlist}; stable among them (stability >= {min_stability}): {stable}; "
+                f"chosen: the largest, k = {chosen}")
+    else:
+        chosen = max(shortlist, key=lambda k: (stability_of[k], k))
+        text = (f"shortlist ({why}): k in {shortlist}; none reaches stability {min_stability}; chosen: the most "
+                f"stable, k = {chosen} (stability {stability_of[chosen]:.2f}); warning: these segments may not "
+                "reproduce on other samples")
     return chosen, shortlist, text
 
 
 def select_k(X: np.ndarray, make, k_values: list[int], method: str = "kmeans", silhouette_sample: int = 5000,
-             stability_runs: int = 8, stability_sample: int = 2000, min_stability: float = 0.8,
+             stability_runs: int = 8, stability_sample: int = 2000, min_stability: float = 0.9,
              tolerance: float = 0.05, selection_sample: int = 50000, random_state: int = 0,
-             progress: bool = True) -> KSelection:
+             progress: bool = True, bic_tolerance: float = 10.0) -> KSelection:
     """Measure silhouette, BIC and stability for each k and choose one.
 
     ``make(k, random_state)`` returns an unfitted clusterer with k segments.
@@ -134,6 +141,7 @@ def select_k(X: np.ndarray, make, k_values: list[int], method: str = "kmeans", s
         inertias.append(getattr(model, "inertia_", None))
         stabilities.append(stability_score(make, X, k, stability_runs, stability_sample, random_state))
         log.info("k=%d silhouette=%.3f stability=%.3f bic=%s", k, silhouettes[-1], stabilities[-1], bics[-1])
-    chosen, shortlist, rule = choose_k(method, k_values, silhouettes, bics, stabilities, min_stability, tolerance)
+    chosen, shortlist, rule = choose_k(method, k_values, silhouettes, bics, stabilities, min_stability, tolerance,
+                                       bic_tolerance)
     return KSelection(method=method, k_values=k_values, silhouette=silhouettes, stability=stabilities, bic=bics,
                       inertia=inertias, chosen_k=chosen, rule=rule, shortlist=shortlist)

@@ -40,18 +40,17 @@ def test_select_k_finds_planted_k_with_mixture_bic(blobs):
     assert "BIC" in selection.rule
 
 
-def test_choose_k_rule_prefers_the_most_stable_of_the_shortlist():
-    ks = [2, 3, 4, 5]
-    # Silhouettes of 4 and 5 within 5% of the best; 5 is the most stable of the two.
-    k, shortlist, rule = choose_k("kmeans", ks, [0.30, 0.45, 0.52, 0.51], [None] * 4, [1.0, 0.7, 0.85, 0.95], 0.8, 0.05)
-    assert (k, shortlist) == (5, [4, 5])
+def test_choose_k_rule_takes_the_finest_stable_k_of_the_shortlist():
+    ks = [2, 3, 4, 5, 6]
+    silhouette = [0.30, 0.45, 0.52, 0.51, 0.50]  # shortlist (within 5% of 0.52): 4, 5, 6
+    k, shortlist, rule = choose_k("kmeans", ks, silhouette, [None] * 5, [1.0, 0.7, 1.0, 0.95, 0.6], 0.9, 0.05)
+    assert (k, shortlist) == (5, [4, 5, 6])  # 6 does not reproduce; 5 is the finest stable one
     assert "warning" not in rule
-    # Stabilities within 0.01: the larger k.
-    k, _, _ = choose_k("kmeans", ks, [0.30, 0.45, 0.52, 0.51], [None] * 4, [1.0, 0.7, 0.95, 0.945], 0.8, 0.05)
-    assert k == 5
-    k, shortlist, rule = choose_k("gmm", ks, [0.0] * 4, [100.0, 10.0, 0.0, 4.0], [0.9, 0.9, 0.6, 0.7], 0.8, 0.05)
-    assert (k, shortlist) == (5, [4, 5])
-    assert "warning" in rule
+    k, _, rule = choose_k("kmeans", ks, silhouette, [None] * 5, [1.0, 0.7, 0.8, 0.85, 0.6], 0.9, 0.05)
+    assert k == 5 and "warning" in rule  # nothing stable enough: the most stable, flagged
+    k, shortlist, rule = choose_k("gmm", ks, [0.0] * 5, [100.0, 10.0, 0.0, 4.0, 60.0], [0.9, 0.9, 0.95, 0.92, 1.0],
+                                  0.9, 0.05, bic_tolerance=10.0)
+    assert (k, shortlist) == (5, [3, 4, 5])  # BIC within 10 of the lowest
 
 
 def test_kmeans_bic_by_hand():
