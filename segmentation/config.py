@@ -32,6 +32,12 @@ class EncoderConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     # L2-normalise each embedding, so that distances compare directions (what the text says), not lengths.
     normalize: bool = True
+    # Anisotropy correction: centre the embeddings and remove leading principal components that each hold
+    # more than this share of the remaining variance (at most max_dominant_removed). Transformer embeddings
+    # often put most variance in a direction tied to text length and frequency, and a clusterer would split
+    # customers along it. null: off (TF-IDF, where leading components are content).
+    dominant_share: float | None = None
+    max_dominant_removed: int = 10
     # Embeddings are cached under data.cache_dir, written in chunks of this many texts (resumable).
     cache: bool = True
     chunk_size: int = 4096
@@ -69,11 +75,6 @@ class FeatureConfig:
     income_column: str | None = "annual_income"
     # log1p for skewed non-negative numeric columns ("auto": skewness above 1), before standardising.
     log_transform: str = "auto"  # auto | none
-    # Text embeddings are centred and their dominant directions removed (leading principal components
-    # that each hold more than this share of the remaining variance, at most text_max_removed of them):
-    # anisotropic transformer embeddings otherwise split customers by text length. null disables.
-    text_dominant_share: float | None = 0.25
-    text_max_removed: int = 10
     # Categories rarer than this share are pooled into "other" for one-hot encoding.
     min_category_share: float = 0.01
     # Fusion: [text | standardised numerics | one-hot categoricals], each block scaled to unit total

@@ -197,8 +197,10 @@ def segment_name(description: SegmentDescription, labels: dict[str, str], min_st
 
     def fits(candidate: tuple[str, str | None]) -> bool:
         text, feature = candidate
+        # Nothing new: a feature already named, or only words already in the name ("think using" after
+        # "using card" and "think").
         words = set(text.lower().split())
-        return feature not in used_features and not any(words <= set(c.lower().split()) for c in chosen)
+        return feature not in used_features and not words <= {w for c in chosen for w in c.lower().split()}
 
     def take(candidate: tuple[str, str | None]) -> None:
         chosen.append(candidate[0])

@@ -147,8 +147,8 @@ class SegmentationPipeline:
             self.encoder_ = build_encoder(encoder_cfg, self.random_state).fit(profiles)
         text_vectors = self._encode(profiles, embeddings)
         self.text_post_ = None
-        if feature_cfg.text_dominant_share is not None:
-            self.text_post_ = DominantDirectionRemoval(feature_cfg.text_dominant_share, feature_cfg.text_max_removed,
+        if encoder_cfg.dominant_share is not None:
+            self.text_post_ = DominantDirectionRemoval(encoder_cfg.dominant_share, encoder_cfg.max_dominant_removed,
                                                        random_state=self.random_state).fit(text_vectors)
             log.info("text embeddings: %d dominant direction(s) removed (%.0f%% of their variance)",
                      len(self.text_post_.components_), 100 * self.text_post_.removed_share_)

@@ -74,7 +74,9 @@ class ProfileBuilder:
             values[TEXT] = [self.text_separator.join(t for t in row if t) for row in zip(*texts)] if texts \
                 else [""] * len(frame)
         names = list(values)
-        return [self.template.format(**dict(zip(names, row))).strip() for row in zip(*(values[n] for n in names))]
+        # An empty {fields} (a text-only data set) must not leave the template's separator at the front.
+        return [self.template.format(**dict(zip(names, row))).strip().lstrip(".;:,| ").strip()
+                for row in zip(*(values[n] for n in names))]
 
     def get_state(self) -> dict:
         return {"template": self.template, "field_columns": self.field_columns, "text_columns": self.text_columns,

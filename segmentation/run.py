@@ -21,6 +21,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from segmentation.config import SegmentConfig
+from segmentation.encoders import build_encoder
 from segmentation.io import LoadResult, customer_ids, load_customers
 from segmentation.metrics import clustering_scores, contingency
 from segmentation.pipeline import SegmentationPipeline, _json_default
@@ -64,6 +65,9 @@ def run_segmentation(cfg: SegmentConfig) -> SegmentationRun:
     paths = {"config": out / "config.yaml"}
     OmegaConf.save(cfg, paths["config"], resolve=True)
     data = OmegaConf.to_object(cfg.data)
+    # Configuration mistakes surface before any data is read.
+    build_encoder(OmegaConf.to_object(cfg.encoder), cfg.seed)
+    playbook = Playbook.from_yaml(cfg.playbook)
 
     loaded = load_customers(data, cfg.split)
     timings["load"] = time.perf_counter() - start
@@ -74,7 +78,6 @@ def run_segmentation(cfg: SegmentConfig) -> SegmentationRun:
     elif rejects_path.exists():  # from an earlier run into the same directory
         rejects_path.unlink()
 
-    playbook = Playbook.from_yaml(cfg.playbook)
     pipeline = SegmentationPipeline(data.schema, OmegaConf.to_object(cfg.encoder), OmegaConf.to_object(cfg.profile),
                                     OmegaConf.to_object(cfg.features), OmegaConf.to_object(cfg.cluster),
                                     OmegaConf.to_object(cfg.describe), playbook, data.scrub_pii,

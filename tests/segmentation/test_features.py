@@ -62,3 +62,23 @@ def test_fusion_leaves_out_zero_weight_blocks():
     fusion = BlockFusion({"text": 1.0, "numeric": 0.0}).fit(blocks)
     assert list(fusion.scales_) == ["text"]
     assert fusion.transform(blocks).shape == (3, 2)
+
+
+def test_dominant_direction_removal_only_removes_dominant_directions():
+    from segmentation.features import DominantDirectionRemoval
+
+    rng = np.random.default_rng(0)
+    isotropic = rng.normal(size=(1000, 20))
+    direction = np.ones(20) / np.sqrt(20)
+    anisotropic = isotropic + 30 * rng.normal(size=(1000, 1)) * direction + 5.0  # one direction holds ~98%
+    removal = DominantDirectionRemoval(max_share=0.25).fit(anisotropic)
+    assert removal.components_.shape == (1, 20)
+    assert abs(removal.components_[0] @ direction) == pytest.approx(1.0, abs=1e-3)
+    assert removal.removed_share_ > 0.95
+    cleaned = removal.transform(anisotropic)
+    assert np.abs(cleaned @ direction).max() < 1e-3 and np.abs(cleaned.mean(axis=0)).max() < 1e-4
+    untouched = DominantDirectionRemoval(max_share=0.25).fit(isotropic)
+    assert untouched.components_.shape == (0, 20)  # nothing dominant: only centred
+    np.testing.assert_allclose(untouched.transform(isotropic), isotropic - isotropic.mean(axis=0), atol=1e-5)
+    state, arrays = removal.get_state()
+    np.testing.assert_allclose(DominantDirectionRemoval.from_state(state, arrays).transform(anisotropic), cleaned)

@@ -40,3 +40,8 @@ def test_scrubbing_replaces_personal_data_and_records_rules():
     assert FRAME.review[0] == "love it, regards Emma"  # the input frame is left alone
     unscrubbed, none = scrub_text_columns(FRAME, ["review"], ["name"], enabled=False)
     assert none is None and unscrubbed.review.tolist() == FRAME.review.tolist()
+
+
+def test_text_only_profile_has_no_leading_separator():
+    builder = ProfileBuilder("{fields}. {text}", [], ["review"], " | ", [])
+    assert builder.build(FRAME[["review"]]) == ["love it, regards Emma", "mail me at raj@example.com"]

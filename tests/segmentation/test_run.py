@@ -28,12 +28,12 @@ def compose_config(overrides: list[str]):
         return compose(config_name="segment", overrides=overrides)
 
 
-def assert_report_complete(report: Path) -> str:
+def assert_report_complete(report: Path, charts: int = 4) -> str:
     text = report.read_text(encoding="utf-8")
     for section in SECTIONS:
         assert f"<section id='{section}'>" in text, section
     assert "<script" not in text and not re.search(r"(src|href)=['\"]https?:", text)  # opens offline
-    assert text.count("data:image/png;base64,") >= 4
+    assert text.count("data:image/png;base64,") == charts  # projection, sizes, lifts, k selection
     return text
 
 
@@ -107,3 +107,23 @@ def test_segment_script_end_to_end(tmp_path):
     assert_report_complete(out / "report.html")
     assert "300 customers in" in result.stdout and "report: " in result.stdout
     assert "## Segment 0:" in (out / "strategies.md").read_text()
+
+
+def test_text_only_table_without_labels(tmp_path):
+    words = [["refund", "late", "parcel"], ["card", "pin", "atm"], ["garden", "seeds", "hose"]]
+    rng = __import__("numpy").random.default_rng(0)
+    texts = [" ".join(rng.choice(words[i % 3], size=4)) + f" note {i}" for i in range(90)]
+    path = tmp_path / "notes.jsonl"
+    path.write_text("\n".join(json.dumps({"text": t}) for t in texts) + "\n")
+    cfg = compose_config(["data=text", f"data.path={path}", "encoder=tfidf", "encoder.progress=false",
+                          "encoder.n_components=8", "encoder.min_df=1", "cluster.k=3", f"output_dir={tmp_path / 'out'}"])
+    run = run_segmentation(cfg)
+    assert run.evaluation is None
+    assert set(run.pipeline.fusion_.scales_) == {"text"}  # no numeric or categorical columns to fuse
+    segments = pd.read_csv(tmp_path / "out" / "segments.csv")
+    assert segments.id.tolist()[:2] == ["notes-1", "notes-2"]
+    assert segments.segment.nunique() == 3
+    text = assert_report_complete(tmp_path / "out" / "report.html", charts=2)  # no numbers, k fixed
+    assert "No ground-truth label column" in text and "No numeric columns" in text
+    terms = {tuple(t for t, _ in d.terms[:3]) for d in run.pipeline.descriptions_}
+    assert {frozenset(t) for t in terms} == {frozenset(w) for w in words}
