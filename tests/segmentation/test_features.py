@@ -76,7 +76,8 @@ def test_dominant_direction_removal_only_removes_dominant_directions():
     assert abs(removal.components_[0] @ direction) == pytest.approx(1.0, abs=1e-3)
     assert removal.removed_share_ > 0.95
     cleaned = removal.transform(anisotropic)
-    assert np.abs(cleaned @ direction).max() < 1e-3 and np.abs(cleaned.mean(axis=0)).max() < 1e-4
+    # What was along the planted direction (spread ~30) is gone up to the estimation error of the component.
+    assert np.abs(cleaned @ direction).max() < 0.05 and np.abs(cleaned.mean(axis=0)).max() < 1e-4
     untouched = DominantDirectionRemoval(max_share=0.25).fit(isotropic)
     assert untouched.components_.shape == (0, 20)  # nothing dominant: only centred
     np.testing.assert_allclose(untouched.transform(isotropic), isotropic - isotropic.mean(axis=0), atol=1e-5)
