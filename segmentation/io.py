@@ -191,7 +191,8 @@ class _Problems:
     def add(self, mask: pd.Series, column: str, check: str, reason) -> None:
         for row in mask.index[mask.to_numpy()]:
             text = reason(row) if callable(reason) else reason
-            self.records.append({"file": self.path, "row_number": int(row), "id": mask_id(self.ids[row]) if self.ids[row] else "",
+            self.records.append({"file": self.path, "row_number": int(row),
+                                 "id": mask_id(self.ids[row]) if self.ids[row] else "",
                                  "column": column, "check": check, "reason": text})
 
     def rows(self) -> set[int]:
@@ -203,7 +204,8 @@ def _snippet(value: object, limit: int = 30) -> str:
     return repr(text if len(text) <= limit else text[:limit] + "...")
 
 
-def _validate(frame: pd.DataFrame, path: Path, data: DataConfig, seen_ids: dict, filled: dict) -> tuple[pd.DataFrame, list[dict]]:
+def _validate(frame: pd.DataFrame, path: Path, data: DataConfig, seen_ids: dict,
+              filled: dict) -> tuple[pd.DataFrame, list[dict]]:
     schema = data.schema
     if schema.id_column:
         ids = _as_text(frame[schema.id_column]).str.strip()
@@ -252,8 +254,10 @@ def _validate(frame: pd.DataFrame, path: Path, data: DataConfig, seen_ids: dict,
             raise SchemaError(f"{path}: column {column!r} is configured as numeric (data.schema.numeric_columns) but "
                               f"{bad} of {present} values are not numbers (first at row {first}: {_snippet(raw[first])}); "
                               "move it to categorical_columns or fix the data")
-        problems.add(unparsable, column, "unparsable_number", lambda r, c=column: f"not a number: {_snippet(frame.at[r, c])}")
-        problems.add(nonfinite, column, "unparsable_number", lambda r, c=column: f"not a finite number: {_snippet(frame.at[r, c])}")
+        problems.add(unparsable, column, "unparsable_number",
+                     lambda r, c=column: f"not a number: {_snippet(frame.at[r, c])}")
+        problems.add(nonfinite, column, "unparsable_number",
+                     lambda r, c=column: f"not a finite number: {_snippet(frame.at[r, c])}")
         if data.missing_numeric == "median":
             median = float(parsed[~unparsable & ~nonfinite & ~missing].median()) if present > bad else 0.0
             parsed = parsed.where(~missing, median)
@@ -316,7 +320,8 @@ def load_customers(data: DataConfig, split: str | None = None) -> LoadResult:
         # Lines that were not even parsable cannot be matched against filters; they count as read.
         records += read_rejects + problems
         frames.append(valid.assign(__source__=path.name, __row__=valid.index.to_numpy()))
-        source_info.append({"file": str(path), "rows": len(keep) + len(read_rejects), "selected": int(keep.sum()) + len(read_rejects)})
+        source_info.append({"file": str(path), "rows": len(keep) + len(read_rejects),
+                            "selected": int(keep.sum()) + len(read_rejects)})
 
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     rejects = pd.DataFrame.from_records(records, columns=REJECT_COLUMNS)

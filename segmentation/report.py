@@ -25,7 +25,8 @@ SECTIONS = ("summary", "projection", "sizes", "lifts", "k-selection", "terms", "
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1100px;color:#222;padding:0 1rem}
 h1{margin-bottom:.2rem}h2{border-bottom:2px solid #eee;padding-bottom:.3rem;margin-top:2.2rem}
-table{border-collapse:collapse;margin:.6rem 0;font-size:.9rem}th,td{border:1px solid #ddd;padding:.3rem .5rem;text-align:left;vertical-align:top}
+table{border-collapse:collapse;margin:.6rem 0;font-size:.9rem}
+th,td{border:1px solid #ddd;padding:.3rem .5rem;text-align:left;vertical-align:top}
 th{background:#f6f6f6}td.num{text-align:right;font-variant-numeric:tabular-nums}
 .cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(480px,1fr));gap:1rem}
 .card{border:1px solid #ddd;border-radius:8px;padding:.8rem 1rem}.card h3{margin:.2rem 0 .5rem}
@@ -68,7 +69,9 @@ def projection_chart(features: np.ndarray | None, labels: np.ndarray | None, des
     from sklearn.decomposition import PCA
 
     rng = np.random.default_rng(random_state)
-    rows = np.sort(rng.choice(len(features), max_points, replace=False)) if len(features) > max_points else np.arange(len(features))
+    rows = np.arange(len(features))
+    if len(features) > max_points:
+        rows = np.sort(rng.choice(len(features), max_points, replace=False))
     points = PCA(n_components=2, random_state=random_state).fit_transform(np.asarray(features[rows], dtype=np.float64))
     fig = _figure(8, 5.5)
     ax = fig.add_subplot()

@@ -106,8 +106,8 @@ def run_segmentation(cfg: SegmentConfig) -> SegmentationRun:
     run_info = {
         "data": f"{data.name} ({', '.join(s['file'].rsplit('/', 1)[-1] for s in loaded.summary['sources'])})",
         "split": cfg.split or "all rows passing data.filters",
-        "encoder": f"{encoder_cfg.kind}: {encoder_cfg.name_or_path or 'fitted on the profiles'}"
-                   + (f" ({encoder_cfg.pooling} pooling, max_length {encoder_cfg.max_length})" if encoder_cfg.kind == "hf" else ""),
+        "encoder": f"{encoder_cfg.kind}: {encoder_cfg.name_or_path or 'fitted on the profiles'}" + (
+            f" ({encoder_cfg.pooling} pooling, max_length {encoder_cfg.max_length})" if encoder_cfg.kind == "hf" else ""),
         "fusion": (f"text {cfg.features.text_weight} / numeric {cfg.features.numeric_weight} / categorical "
                    f"{cfg.features.categorical_weight}") if cfg.features.fusion else "off (text embeddings only)",
         "clustering": f"{pipeline.clusterer_.__class__.__name__}"

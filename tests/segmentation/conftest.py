@@ -37,18 +37,24 @@ def synthetic_customers() -> pd.DataFrame:
     return customers[customers.snapshot == 0].reset_index(drop=True)
 
 
-@pytest.fixture
-def synthetic_schema() -> SchemaConfig:
-    return SchemaConfig(**SYNTHETIC_SCHEMA)
+@pytest.fixture(scope="session")
+def make_schema():
+    """Builds a fresh SchemaConfig of the synthetic columns (a new object per call: tests may change it)."""
+    return lambda: SchemaConfig(**SYNTHETIC_SCHEMA)
 
 
-def data_config(path: Path | None, cache_dir: Path, **overrides) -> DataConfig:
-    """A DataConfig over ``path`` (or the synthetic generator when None) with the synthetic schema."""
-    fields = dict(name="test", path=None if path is None else str(path), schema=SchemaConfig(**SYNTHETIC_SCHEMA),
-                  synthetic=SyntheticConfig(n_customers=200, seed=5) if path is None else None,
-                  cache_dir=str(cache_dir))
-    fields.update(overrides)
-    return DataConfig(**fields)
+@pytest.fixture(scope="session")
+def make_data_config():
+    """Builds a DataConfig over a path (or the synthetic generator when None) with the synthetic schema."""
+
+    def build(path: Path | None, cache_dir: Path, **overrides) -> DataConfig:
+        fields = dict(name="test", path=None if path is None else str(path), schema=SchemaConfig(**SYNTHETIC_SCHEMA),
+                      synthetic=SyntheticConfig(n_customers=200, seed=5) if path is None else None,
+                      cache_dir=str(cache_dir))
+        fields.update(overrides)
+        return DataConfig(**fields)
+
+    return build
 
 
 @pytest.fixture(scope="session")

@@ -140,10 +140,8 @@ def test_duplicate_ids_across_split_files_name_the_first_file(tmp_path):
     assert result.rejects.file.tolist() == [str(tmp_path / "test.csv")]
 
 
-def test_synthetic_split_column_and_snapshot_filter(tmp_path):
-    from tests.segmentation.conftest import data_config
-
-    cfg = data_config(None, tmp_path, split_column="split", filters={"snapshot": 0})
+def test_synthetic_split_column_and_snapshot_filter(tmp_path, make_data_config):
+    cfg = make_data_config(None, tmp_path, split_column="split", filters={"snapshot": 0})
     everything = load_customers(cfg)
     assert everything.summary["rows_in_files"] == 400 and everything.summary["rows_read"] == 200
     assert set(everything.frame.split) == {"train", "test"}

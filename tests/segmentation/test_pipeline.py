@@ -16,20 +16,15 @@ TFIDF = EncoderConfig(kind="tfidf", n_components=32, min_df=2, progress=False)
 
 
 @pytest.fixture(scope="module")
-def customers(tmp_path_factory):
-    from tests.segmentation.conftest import data_config
-
-    cfg = data_config(None, tmp_path_factory.mktemp("data"), split_column="split", filters={"snapshot": 0})
+def customers(tmp_path_factory, make_data_config):
+    cfg = make_data_config(None, tmp_path_factory.mktemp("data"), split_column="split", filters={"snapshot": 0})
     cfg.synthetic.n_customers = 400
     return load_customers(cfg).frame
 
 
 @pytest.fixture(scope="module")
-def fitted(customers, tmp_path_factory):
-    from tests.segmentation.conftest import SYNTHETIC_SCHEMA
-    from segmentation.schema import SchemaConfig
-
-    pipeline = SegmentationPipeline(SchemaConfig(**SYNTHETIC_SCHEMA), TFIDF, cluster=ClusterConfig(k=6),
+def fitted(customers, tmp_path_factory, make_schema):
+    pipeline = SegmentationPipeline(make_schema(), TFIDF, cluster=ClusterConfig(k=6),
                                     describe=DescribeConfig(min_term_df=2), random_state=0, progress=False,
                                     cache_dir=str(tmp_path_factory.mktemp("cache")))
     return pipeline.fit(customers)
@@ -69,13 +64,10 @@ def test_save_load_predict_gives_the_same_labels(fitted, customers, tmp_path):
     assert loaded.strategies_ == fitted.strategies_
 
 
-def test_precomputed_embeddings_and_mixture_probabilities(customers, tmp_path):
-    from tests.segmentation.conftest import SYNTHETIC_SCHEMA
-    from segmentation.schema import SchemaConfig
-
+def test_precomputed_embeddings_and_mixture_probabilities(customers, tmp_path, make_schema):
     rng = np.random.default_rng(0)
     embeddings = rng.normal(size=(len(customers), 8)).astype(np.float32)
-    pipeline = SegmentationPipeline(SchemaConfig(**SYNTHETIC_SCHEMA), TFIDF, features=FeatureConfig(text_weight=0.2),
+    pipeline = SegmentationPipeline(make_schema(), TFIDF, features=FeatureConfig(text_weight=0.2),
                                     cluster=ClusterConfig(method="gmm", k=6, pca_components=10), progress=False)
     labels = pipeline.fit_predict(customers, embeddings=embeddings)
     assert pipeline.encoder_ is None
@@ -90,13 +82,10 @@ def test_precomputed_embeddings_and_mixture_probabilities(customers, tmp_path):
         loaded.predict(customers)
 
 
-def test_hf_encoder_pipeline_round_trip_uses_the_cache(customers, tiny_encoder_dir, tmp_path):
-    from tests.segmentation.conftest import SYNTHETIC_SCHEMA
-    from segmentation.schema import SchemaConfig
-
+def test_hf_encoder_pipeline_round_trip_uses_the_cache(customers, tiny_encoder_dir, tmp_path, make_schema):
     encoder = EncoderConfig(kind="hf", name_or_path=str(tiny_encoder_dir), max_length=48, batch_size=32,
                             chunk_size=150, progress=False)
-    pipeline = SegmentationPipeline(SchemaConfig(**SYNTHETIC_SCHEMA), encoder, cluster=ClusterConfig(k=6),
+    pipeline = SegmentationPipeline(make_schema(), encoder, cluster=ClusterConfig(k=6),
                                     cache_dir=str(tmp_path / "cache"), progress=False).fit(customers)
     assert pipeline.cache_stats_ == {"misses": 1, "chunks_encoded": 3}
     pipeline.save(tmp_path / "model")
