@@ -35,6 +35,8 @@ class SchemaConfig:
     pii_columns: list[str] = field(default_factory=list)
     # Columns whose values (a customer's own name) are scrubbed from that customer's free text.
     name_columns: list[str] = field(default_factory=list)
+    # Display names for columns in segment names, reports and strategies (default: the name, spaced).
+    feature_labels: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -57,5 +59,9 @@ class DataConfig:
     # Keep only rows where column == value (e.g. {snapshot: 0}).
     filters: dict[str, Any] = field(default_factory=dict)
     scrub_pii: bool = True
+    # Row validation (segmentation): a free-text value longer than this is rejected, not silently cut.
+    max_text_chars: int = 20000
+    # A missing numeric value: "reject" the row, or fill with the column "median" (counted in the summary).
+    missing_numeric: str = "reject"
     # Where generated data and caches go; relative paths are taken from the directory the command runs in.
     cache_dir: str = ".cache"
