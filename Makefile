@@ -20,8 +20,7 @@ install: $(BIN)/.installed
 
 # The main job on the embedded default (synthetic customers, no downloads).
 demo: install
-	$(BIN)/python scripts/pretrain.py experiment=tiny logger=none output_dir=$(DEMO_DIR)/pretrain
-	@echo "exported discriminator: $(DEMO_DIR)/pretrain/discriminator"
+	$(BIN)/python scripts/demo.py output_dir=$(DEMO_DIR)
 
 test: install
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
