@@ -52,6 +52,9 @@ class ModelConfig:
 @dataclass
 class TrainerConfig:
     max_steps: int = 1000
+    # Compute budget in training tokens (batch x block x processes x accumulation per step); when set it
+    # decides max_steps, so runs with different objectives or scales get the same budget.
+    token_budget: int | None = None
     batch_size: int = 32  # sequences per process per micro-batch
     block_size: int = 128  # tokens per packed sequence
     gradient_accumulation_steps: int = 1

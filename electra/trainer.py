@@ -8,6 +8,7 @@ optimizer and scheduler are checkpointed, so a resumed run ends with the weights
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -148,6 +149,9 @@ def pretrain(cfg: PretrainConfig) -> PretrainResult:
     has_architecture = (run_dir / ARCHITECTURE_FILE).exists()
     run_dir, resume_from, has_architecture = broadcast_object_list([run_dir, resume_from, has_architecture])
     checkpoint_dir = run_dir / "checkpoints"
+    if tcfg.token_budget:
+        tokens_per_step = tcfg.batch_size * tcfg.block_size * accelerator.num_processes * tcfg.gradient_accumulation_steps
+        tcfg.max_steps = max(1, math.ceil(tcfg.token_budget / tokens_per_step))
     if accelerator.is_main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)

@@ -19,7 +19,7 @@ class SyntheticConfig:
     seed: int = 0
     n_segments: int = 6
     migration_rate: float = 0.15
-    text_noise: float = 0.35
+    text_noise: float = 0.6
     pii_rate: float = 0.2
 
 

@@ -257,7 +257,7 @@ def make_synthetic(
     seed: int = 0,
     n_segments: int = 6,
     migration_rate: float = 0.15,
-    text_noise: float = 0.35,
+    text_noise: float = 0.6,
     pii_rate: float = 0.2,
     test_fraction: float = 0.2,
 ) -> SyntheticData:

@@ -188,3 +188,12 @@ def test_contrastive_step_through_the_same_loop(tmp_path, corpus_file, tiny_bert
     assert "contrastive_accuracy" in metrics[-1] and metrics[-1]["world_size"] == 1
     assert set(result.exported) == {"encoder"}
     assert type(AutoModel.from_pretrained(result.exported["encoder"])).__name__ == "BertModel"
+
+
+def test_token_budget_sets_the_number_of_steps(tmp_path, corpus_file):
+    # 8 sequences x 32 tokens = 256 tokens per step: 1000 tokens -> 4 steps.
+    result = _run(tmp_path, corpus_file, "trainer.token_budget=1000", "trainer.max_steps=99", "trainer.export=false")
+    assert result.state.step == 4
+    from omegaconf import OmegaConf
+
+    assert OmegaConf.load(result.run_dir / "config.yaml").trainer.max_steps == 4
