@@ -111,8 +111,10 @@ def read_table(path: Path, fmt: str = "auto") -> tuple[pd.DataFrame, list[dict]]
         sep = "\t" if path.suffix.lower() == ".tsv" else ","
         try:
             # Blank lines are rows too (rejected as empty), so that nothing is dropped and row numbers match lines.
-            frame = pd.read_csv(path, sep=sep, dtype=str, encoding="utf-8", encoding_errors="replace",
-                                skip_blank_lines=False)
+            # utf-8-sig: a byte-order mark (spreadsheet exports) would otherwise become part of the first name.
+            # Only an empty field is missing: "NA" (a region code) or "None" (a review) are data.
+            frame = pd.read_csv(path, sep=sep, dtype=str, encoding="utf-8-sig", encoding_errors="replace",
+                                skip_blank_lines=False, keep_default_na=False, na_values=[""])
         except pd.errors.ParserError as err:
             raise SchemaError(f"{path} is not a well-formed CSV file: {err}") from err
         except pd.errors.EmptyDataError as err:
@@ -172,8 +174,12 @@ def _check_columns(frame: pd.DataFrame, path: Path, data: DataConfig) -> list[st
     problems = [f"{key}: {missing}" for key, columns in required.items()
                 if (missing := [c for c in columns if c not in frame.columns])]
     if problems:
+        hint = ""
+        if len(frame.columns) == 1 and any(d in str(frame.columns[0]) for d in (";", "\t", "|")):
+            hint = (f"; its header {str(frame.columns[0])[:60]!r} looks like another delimiter: "
+                    "CSV files must be comma-separated (tab-separated files need the .tsv extension)")
         raise SchemaError(f"{path} lacks configured columns ({'; '.join(problems)}); "
-                          f"its columns are {list(frame.columns)}")
+                          f"its columns are {list(frame.columns)}{hint}")
     warnings = []
     for key, columns in (("label_columns", schema.label_columns), ("name_columns", schema.name_columns)):
         missing = [c for c in columns if c not in frame.columns]
@@ -258,6 +264,13 @@ def _validate(frame: pd.DataFrame, path: Path, data: DataConfig, seen_ids: dict,
                      lambda r, c=column: f"not a number: {_snippet(frame.at[r, c])}")
         problems.add(nonfinite, column, "unparsable_number",
                      lambda r, c=column: f"not a finite number: {_snippet(frame.at[r, c])}")
+        if column in data.valid_ranges:
+            low, high = (list(data.valid_ranges[column]) + [None, None])[:2]
+            valid = ~missing & ~unparsable & ~nonfinite
+            outside = valid & (((parsed < low) if low is not None else False) | ((parsed > high) if high is not None else False))
+            problems.add(outside, column, "out_of_range",
+                         lambda r, c=column, lo=low, hi=high: f"{_snippet(frame.at[r, c])} outside the valid range "
+                                                              f"[{lo}, {hi}] (data.valid_ranges)")
         if data.missing_numeric == "median":
             median = float(parsed[~unparsable & ~nonfinite & ~missing].median()) if present > bad else 0.0
             parsed = parsed.where(~missing, median)

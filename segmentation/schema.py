@@ -63,5 +63,7 @@ class DataConfig:
     max_text_chars: int = 20000
     # A missing numeric value: "reject" the row, or fill with the column "median" (counted in the summary).
     missing_numeric: str = "reject"
+    # Plausible ranges of numeric columns, {column: [low, high]} (null = unbounded); rows outside are rejected.
+    valid_ranges: dict[str, list[Any]] = field(default_factory=dict)
     # Where generated data and caches go; relative paths are taken from the directory the command runs in.
     cache_dir: str = ".cache"
