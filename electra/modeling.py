@@ -31,6 +31,7 @@ from transformers import (AutoConfig, AutoModel, AutoTokenizer, ElectraConfig, E
 from transformers.models.electra.modeling_electra import ElectraDiscriminatorPredictions
 
 from electra.config import ModelConfig
+from segmentation.atomic import replacing
 from electra.objective import MaskedLanguageModeling, MaskedTokenHead, ReplacedTokenDetection
 
 RTD_HEAD_FILE = "rtd_head.safetensors"
@@ -140,8 +141,38 @@ def _init_linear(module: nn.Module, std: float) -> None:
             nn.init.zeros_(layer.bias)
 
 
+def check_model_source(name_or_path: str, key: str = "model.init_from") -> str:
+    """Fail with advice when a model reference is a local path that does not hold a model.
+
+    Hub names (``org/name``) pass through: loading them needs a network, and transformers' own error
+    says so. A path that exists but lacks ``config.json`` is reported here, not as a cryptic hub error.
+    """
+    path = Path(name_or_path).expanduser()
+    looks_local = path.is_absolute() or name_or_path.startswith((".", "~")) or path.exists() \
+        or len(Path(name_or_path).parts) > 2
+    if not looks_local:
+        return name_or_path
+    if not path.exists():
+        raise FileNotFoundError(f"{key}={name_or_path!r}: no such directory. Give a Hugging Face model directory "
+                                "(config.json, weights, tokenizer files) or a hub name such as "
+                                "google/electra-small-discriminator (needs a network)")
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"{key}={name_or_path!r} holds no config.json: not a Hugging Face model directory "
+                                "(an exported run has it in DIR/discriminator or DIR/encoder)")
+    return str(path)
+
+
+def check_tokenizer_matches(tokenizer: PreTrainedTokenizerBase, config: PretrainedConfig, source: str) -> None:
+    """A tokenizer with more ids than the model has embeddings belongs to another model."""
+    if len(tokenizer) > config.vocab_size:
+        raise ValueError(f"the tokenizer in {source} has {len(tokenizer)} tokens but the model has only "
+                         f"{config.vocab_size} embeddings: model and tokenizer come from different models; "
+                         "save the model's own tokenizer beside it")
+
+
 def load_pretrained_discriminator(name_or_path: str, trust_remote_code: bool = False) -> tuple[PreTrainedModel, nn.Module]:
     """The encoder and its RTD head. ELECTRA checkpoints keep their head; other encoders get a fresh one."""
+    name_or_path = check_model_source(name_or_path)
     config = AutoConfig.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
     if config.model_type == "electra":
         full = ElectraForPreTraining.from_pretrained(name_or_path)
@@ -156,6 +187,12 @@ def load_pretrained_discriminator(name_or_path: str, trust_remote_code: bool = F
 
 
 def load_tokenizer(name_or_path: str, trust_remote_code: bool = False) -> PreTrainedTokenizerBase:
+    path = Path(name_or_path)
+    if not path.is_dir():
+        check_model_source(name_or_path)  # a missing local path gets advice; hub names pass
+    elif not any((path / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json", "vocab.txt")):
+        raise FileNotFoundError(f"{name_or_path} holds no tokenizer files (tokenizer.json, tokenizer_config.json); "
+                                "save the model's tokenizer beside it with tokenizer.save_pretrained")
     tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
     missing = [t for t in ("mask_token", "pad_token", "cls_token", "sep_token") if getattr(tokenizer, t) is None]
     if missing:
@@ -174,11 +211,7 @@ def build_objective(cfg: ModelConfig, tokenizer: PreTrainedTokenizerBase,
         encoder, disc_head, gen_config = _from_saved_architecture(Path(architecture_dir))
     elif cfg.init_from:
         encoder, disc_head = load_pretrained_discriminator(cfg.init_from, cfg.trust_remote_code)
-        if len(tokenizer) > encoder.config.vocab_size:
-            raise ValueError(
-                f"tokenizer has {len(tokenizer)} tokens but {cfg.init_from!r} has only {encoder.config.vocab_size} "
-                "embeddings: the tokenizer does not belong to this model"
-            )
+        check_tokenizer_matches(tokenizer, encoder.config, cfg.init_from)
         gen_config = None
     else:
         full = ElectraForPreTraining(discriminator_config(cfg, tokenizer))
@@ -266,28 +299,33 @@ def export_pretrained(model: nn.Module, tokenizer: PreTrainedTokenizerBase, outp
     model = getattr(model, "module", model)
     output_dir = Path(output_dir)
     paths: dict[str, Path] = {}
+    # Each directory is written beside its final name and swapped in, so a failed export (full disk,
+    # kill) never leaves a half-written model where a good earlier one was.
     encoder = _plain_encoder(encoder_of(model))
     if isinstance(model, ReplacedTokenDetection):
-        paths["discriminator"] = target = output_dir / "discriminator"
-        if isinstance(encoder, ElectraModel):
-            full = ElectraForPreTraining(encoder.config)
-            full.electra, full.discriminator_predictions = encoder, model.disc_head
-            full.save_pretrained(target)
-        else:
-            encoder.save_pretrained(target)
-            save_file({k: v.contiguous() for k, v in model.disc_head.state_dict().items()}, target / RTD_HEAD_FILE)
-        tokenizer.save_pretrained(target)
+        paths["discriminator"] = output_dir / "discriminator"
+        with replacing(paths["discriminator"]) as target:
+            if isinstance(encoder, ElectraModel):
+                full = ElectraForPreTraining(encoder.config)
+                full.electra, full.discriminator_predictions = encoder, model.disc_head
+                full.save_pretrained(target)
+            else:
+                encoder.save_pretrained(target)
+                save_file({k: v.contiguous() for k, v in model.disc_head.state_dict().items()}, target / RTD_HEAD_FILE)
+            tokenizer.save_pretrained(target)
         paths["generator"] = output_dir / "generator"
-        model.generator.save_pretrained(paths["generator"])
-        tokenizer.save_pretrained(paths["generator"])
+        with replacing(paths["generator"]) as target:
+            model.generator.save_pretrained(target)
+            tokenizer.save_pretrained(target)
     else:
-        paths["encoder"] = target = output_dir / "encoder"
-        encoder.save_pretrained(target)
-        if isinstance(model, MaskedLanguageModeling):
-            head_state = {k: v.contiguous() for k, v in model.head.state_dict().items()
-                          if not k.startswith("word_embeddings")}
-            save_file(head_state, target / MLM_HEAD_FILE)
-        tokenizer.save_pretrained(target)
+        paths["encoder"] = output_dir / "encoder"
+        with replacing(paths["encoder"]) as target:
+            encoder.save_pretrained(target)
+            if isinstance(model, MaskedLanguageModeling):
+                head_state = {k: v.contiguous() for k, v in model.head.state_dict().items()
+                              if not k.startswith("word_embeddings")}
+                save_file(head_state, target / MLM_HEAD_FILE)
+            tokenizer.save_pretrained(target)
     return paths
 
 

@@ -26,9 +26,11 @@ from electra.checkpoint import TrainerState, latest_checkpoint, read_state, save
 from electra.config import PretrainConfig, TrainerConfig
 from electra.data import (EpochShuffleSampler, PadCollator, load_documents, pack_documents, packing_efficiency,
                           tokenize_documents)
-from electra.modeling import ARCHITECTURE_FILE, build_objective, export_pretrained, load_tokenizer, save_architecture
+from electra.modeling import (ARCHITECTURE_FILE, build_objective, check_model_source, export_pretrained, load_tokenizer,
+                              save_architecture)
 from electra.tokenizer import train_wordpiece
 from electra.tracking import MetricsLog, start_tracking, tracker_kwargs
+from segmentation.atomic import check_writable, write_with
 
 log = logging.getLogger(__name__)
 # Accelerate logs every file of every checkpoint at INFO, and warns on each save that the shared
@@ -39,6 +41,10 @@ logging.getLogger("accelerate.utils.other").setLevel(logging.ERROR)
 
 
 class NonFiniteLossError(RuntimeError):
+    pass
+
+
+class CheckpointError(RuntimeError):
     pass
 
 
@@ -79,6 +85,7 @@ def _tokenizer(cfg: PretrainConfig, accelerator: Accelerator, run_dir: Path, doc
     saved = run_dir / "tokenizer"
     if accelerator.is_main_process and not (saved / "tokenizer_config.json").exists():
         if cfg.model.init_from:
+            check_model_source(cfg.model.init_from)
             tokenizer = load_tokenizer(cfg.model.init_from, cfg.model.trust_remote_code)
         else:
             tokenizer = train_wordpiece(documents["text"], cfg.model.vocab_size, cfg.model.lowercase,
@@ -153,8 +160,8 @@ def pretrain(cfg: PretrainConfig) -> PretrainResult:
         tokens_per_step = tcfg.batch_size * tcfg.block_size * accelerator.num_processes * tcfg.gradient_accumulation_steps
         tcfg.max_steps = max(1, math.ceil(tcfg.token_budget / tokens_per_step))
     if accelerator.is_main_process:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+        check_writable(run_dir)  # fail now, not at the first checkpoint
+        write_with(run_dir / "config.yaml", lambda tmp: OmegaConf.save(cfg, tmp, resolve=True))
     accelerator.wait_for_everyone()
     set_seed(tcfg.seed, device_specific=True)  # each process draws its own masks
 
@@ -195,8 +202,14 @@ def pretrain(cfg: PretrainConfig) -> PretrainResult:
 
     state = TrainerState()
     if resume_from is not None:
-        accelerator.load_state(str(resume_from))
         state = read_state(resume_from)
+        try:
+            accelerator.load_state(str(resume_from))
+        except Exception as err:  # safetensors, torch and accelerate raise different types for a damaged file
+            raise CheckpointError(
+                f"checkpoint {resume_from} cannot be loaded ({type(err).__name__}: {err}). Resume from an earlier "
+                f"one with trainer.resume=PATH (in {checkpoint_dir}), or move this one away and use trainer.resume=true"
+            ) from err
         log.info("resumed from %s at step %d", resume_from, state.step)
     metrics_log = MetricsLog(run_dir / "metrics.jsonl", accelerator, resume_step=state.step if resume_from else None)
     start_tracking(accelerator, cfg.logger, run_dir, OmegaConf.to_container(cfg, resolve=True), run_dir.name)
@@ -278,8 +291,14 @@ def pretrain(cfg: PretrainConfig) -> PretrainResult:
                 window_start = time.perf_counter()
 
             if state.step % tcfg.save_every_steps == 0 or state.step == tcfg.max_steps:
-                save_checkpoint(accelerator, checkpoint_dir, state, tcfg.keep_last,
-                                _fail_midway=state.step == tcfg.debug_exit_in_save_at_step)
+                try:
+                    save_checkpoint(accelerator, checkpoint_dir, state, tcfg.keep_last,
+                                    _fail_midway=state.step == tcfg.debug_exit_in_save_at_step)
+                except OSError as err:
+                    raise CheckpointError(
+                        f"saving the step-{state.step} checkpoint failed ({err}); the last complete checkpoint is "
+                        f"{latest_checkpoint(checkpoint_dir)}. Free disk space (or lower trainer.keep_last) and "
+                        "rerun with trainer.resume=true") from err
                 window_start = time.perf_counter()  # saving is not training time
             if state.step == tcfg.debug_exit_after_step:
                 os._exit(137)  # fault injection: as abrupt as kill -9

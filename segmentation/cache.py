@@ -42,6 +42,11 @@ def _atomic_write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def _fault_exit_after_chunks() -> int | None:
+    value = os.environ.get("SEGMENTATION_FAULT_EXIT_AFTER_CHUNKS")
+    return int(value) if value else None
+
+
 class EmbeddingCache:
     """A directory of embedding entries. ``stats`` counts hits, chunks encoded and chunks reused."""
 
@@ -122,6 +127,8 @@ class EmbeddingCache:
                 vectors = np.asarray(encoder.encode(texts[lo:hi]), dtype=np.float32)
                 _atomic_save(chunk_path, vectors)
                 self.stats["chunks_encoded"] += 1
+                if self.stats["chunks_encoded"] == _fault_exit_after_chunks():
+                    os._exit(137)  # fault injection (tests only): as abrupt as kill -9
             if target is None:
                 # Written in place chunk by chunk, so a million rows never sit in memory twice.
                 target = np.lib.format.open_memmap(tmp_path, mode="w+", dtype=np.float32,

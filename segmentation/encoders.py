@@ -83,6 +83,9 @@ class TextEncoder:
         import torch
         from transformers import AutoModel, AutoTokenizer
 
+        from electra.modeling import check_model_source, check_tokenizer_matches
+
+        check_model_source(self.name_or_path, key="encoder.name_or_path")
         device = self.device
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -90,6 +93,7 @@ class TextEncoder:
         self._tokenizer = AutoTokenizer.from_pretrained(self.name_or_path, trust_remote_code=False)
         self._model = AutoModel.from_pretrained(self.name_or_path, trust_remote_code=False,
                                                 dtype=getattr(torch, self.dtype)).to(self._torch_device).eval()
+        check_tokenizer_matches(self._tokenizer, self._model.config, self.name_or_path)
         limit = getattr(self._model.config, "max_position_embeddings", None)
         if limit and self.max_length > limit:
             log.warning("encoder.max_length=%d exceeds the model's %d positions; using %d", self.max_length, limit, limit)

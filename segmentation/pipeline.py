@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from segmentation.atomic import replacing
 from segmentation.cache import EmbeddingCache
 from segmentation.clustering import CLUSTERERS, Preprocessor, make_clusterer
 from segmentation.config import ClusterConfig, DescribeConfig, EncoderConfig, FeatureConfig, ProfileConfig
@@ -247,12 +248,20 @@ class SegmentationPipeline:
             raise RuntimeError("this SegmentationPipeline is not fitted; call fit or load a saved one")
 
     def save(self, directory: str | Path) -> Path:
-        """Write the fitted pipeline to ``directory`` (JSON + safetensors + encoder; no pickle)."""
+        """Write the fitted pipeline to ``directory`` (JSON + safetensors + encoder; no pickle).
+
+        Written beside ``directory`` and swapped in at the end: a failed save leaves an earlier one intact.
+        """
+        self._check_fitted()
+        target = Path(directory)
+        with replacing(target) as tmp:
+            tmp.mkdir(parents=True)
+            self._save_into(tmp)
+        return target
+
+    def _save_into(self, directory: Path) -> None:
         from safetensors.numpy import save_file
 
-        self._check_fitted()
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
         configs = self._configs()
         preprocessor_state, preprocessor_arrays = self.preprocessor_.get_state()
         text_post_state, text_post_arrays = self.text_post_.get_state() if self.text_post_ is not None else (None, {})
@@ -286,7 +295,6 @@ class SegmentationPipeline:
         save_file(arrays, str(directory / "arrays.safetensors"))
         if self.encoder_ is not None:
             self.encoder_.save(directory)
-        return directory
 
     @classmethod
     def load(cls, directory: str | Path, cache_dir: str | None = None, progress: bool = True) -> SegmentationPipeline:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from segmentation.atomic import check_writable, write_text, write_with
 from segmentation.config import SegmentConfig
 from segmentation.encoders import build_encoder
 from segmentation.io import LoadResult, customer_ids, load_customers
@@ -50,20 +51,13 @@ def label_column(cfg_label: str | None, label_columns: list[str], columns) -> st
     return next((c for c in label_columns if c in columns), None)
 
 
-def _write_text(path: Path, text: str) -> Path:
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
 def run_segmentation(cfg: SegmentConfig) -> SegmentationRun:
     """Load, validate, fit, describe, recommend and write every output of a run."""
     cfg = cfg if OmegaConf.is_config(cfg) else OmegaConf.structured(cfg)
     timings: dict[str, float] = {}
     start = time.perf_counter()
-    out = Path(cfg.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {"config": out / "config.yaml"}
-    OmegaConf.save(cfg, paths["config"], resolve=True)
+    out = check_writable(cfg.output_dir)  # fail now, not after the encoding
+    paths = {"config": write_with(out / "config.yaml", lambda tmp: OmegaConf.save(cfg, tmp, resolve=True))}
     data = OmegaConf.to_object(cfg.data)
     # Configuration mistakes surface before any data is read.
     build_encoder(OmegaConf.to_object(cfg.encoder), cfg.seed)
@@ -73,7 +67,7 @@ def run_segmentation(cfg: SegmentConfig) -> SegmentationRun:
     timings["load"] = time.perf_counter() - start
     rejects_path = out / "rejects.csv"
     if len(loaded.rejects):
-        loaded.rejects.to_csv(rejects_path, index=False)
+        write_with(rejects_path, lambda tmp: loaded.rejects.to_csv(tmp, index=False))
         paths["rejects"] = rejects_path
     elif rejects_path.exists():  # from an earlier run into the same directory
         rejects_path.unlink()
@@ -89,8 +83,7 @@ def run_segmentation(cfg: SegmentConfig) -> SegmentationRun:
     ids = customer_ids(frame, data.schema.id_column)
 
     assignments = pipeline.assignments(ids, pipeline.fit_features_, pipeline.labels_)
-    paths["segments"] = out / "segments.csv"
-    assignments.to_csv(paths["segments"], index=False)
+    paths["segments"] = write_with(out / "segments.csv", lambda tmp: assignments.to_csv(tmp, index=False))
 
     evaluation, table = None, None
     target = label_column(cfg.label_column, list(data.schema.label_columns), frame.columns)
@@ -123,8 +116,8 @@ def run_segmentation(cfg: SegmentConfig) -> SegmentationRun:
     profiles = {"run": run_info, "data": loaded.summary, "scrubbing": pipeline.scrub_report_,
                 "k_selection": pipeline.k_selection_.as_dict() if pipeline.k_selection_ else None,
                 "evaluation": evaluation, "segments": segments}
-    paths["profiles"] = _write_text(out / "profiles.json", json.dumps(profiles, indent=1, default=_json_default))
-    paths["strategies"] = _write_text(out / "strategies.md", strategies_markdown(
+    paths["profiles"] = write_text(out / "profiles.json", json.dumps(profiles, indent=1, default=_json_default))
+    paths["strategies"] = write_text(out / "strategies.md", strategies_markdown(
         pipeline.strategies_, pipeline.descriptions_, cfg.report.title))
 
     mark = time.perf_counter()
@@ -133,7 +126,7 @@ def run_segmentation(cfg: SegmentConfig) -> SegmentationRun:
                          load_summary=loaded.summary, run_info=run_info, evaluation=evaluation, contingency=table,
                          scrub_report=pipeline.scrub_report_, feature_labels=pipeline.feature_labels,
                          max_points=cfg.report.max_points, random_state=cfg.seed)
-    paths["report"] = _write_text(out / "report.html", html)
+    paths["report"] = write_text(out / "report.html", html)
     timings["report"] = time.perf_counter() - mark
     paths["model"] = pipeline.save(out / "model")
     timings["total"] = time.perf_counter() - start
@@ -144,5 +137,5 @@ def run_segmentation(cfg: SegmentConfig) -> SegmentationRun:
                     "evaluation": evaluation, "scrubbing": pipeline.scrub_report_,
                     "embedding_cache": getattr(pipeline, "cache_stats_", None),
                     "timings_s": {k: round(v, 2) for k, v in timings.items()}})
-    paths["summary"] = _write_text(out / "summary.json", json.dumps(summary, indent=1, default=_json_default))
+    paths["summary"] = write_text(out / "summary.json", json.dumps(summary, indent=1, default=_json_default))
     return SegmentationRun(out, pipeline, loaded, evaluation, paths, timings)
