@@ -7,6 +7,7 @@ optimizer and scheduler are checkpointed, so a resumed run ends with the weights
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -30,7 +31,8 @@ from electra.modeling import (ARCHITECTURE_FILE, build_objective, check_model_so
                               save_architecture)
 from electra.tokenizer import train_wordpiece
 from electra.tracking import MetricsLog, start_tracking, tracker_kwargs
-from segmentation.atomic import check_writable, write_with
+from segmentation.atomic import check_writable, write_text, write_with
+from segmentation.privacy import privacy_record
 
 log = logging.getLogger(__name__)
 # Accelerate logs every file of every checkpoint at INFO, and warns on each save that the shared
@@ -162,6 +164,7 @@ def pretrain(cfg: PretrainConfig) -> PretrainResult:
     if accelerator.is_main_process:
         check_writable(run_dir)  # fail now, not at the first checkpoint
         write_with(run_dir / "config.yaml", lambda tmp: OmegaConf.save(cfg, tmp, resolve=True))
+        write_text(run_dir / "privacy.json", json.dumps(privacy_record(cfg.data), indent=1))
     accelerator.wait_for_everyone()
     set_seed(tcfg.seed, device_specific=True)  # each process draws its own masks
 

@@ -106,3 +106,18 @@ def mask_id(customer_id: object, keep: int = 2) -> str:
     """A customer id with all but its last ``keep`` characters hidden, for reports and examples."""
     text = str(customer_id)
     return "*" * max(len(text) - keep, 0) + text[-keep:] if len(text) > keep else "*" * len(text)
+
+
+def audit(texts: Iterable[str], planted: Iterable[str]) -> dict:
+    """Recall of scrubbing against known personal values: the share of planted values found in no text."""
+    planted = sorted({p for p in planted if p})
+    haystack = "\n".join(texts)
+    leaked = [p for p in planted if p in haystack]
+    return {"planted": len(planted), "leaked": len(leaked), "recall": 1 - len(leaked) / len(planted) if planted else 1.0,
+            "examples": leaked[:5]}
+
+
+def privacy_record(data) -> dict:
+    """What a run did to personal data (written into run directories): scrubbing on/off, rules, columns."""
+    return {"scrub_pii": bool(data.scrub_pii), "rules": list(RULES) if data.scrub_pii else [],
+            "name_columns": list(data.schema.name_columns), "pii_columns_excluded": list(data.schema.pii_columns)}
