@@ -12,7 +12,7 @@ import json
 import os
 import re
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from accelerate import Accelerator
@@ -27,6 +27,8 @@ class TrainerState:
     tokens_seen: int = 0  # real (non-padding) tokens over all processes
     nonfinite_total: int = 0
     nonfinite_consecutive: int = 0
+    # The LR scheduler's state, kept here as JSON: Accelerate would pickle it (and unpickle it at resume).
+    scheduler: dict = field(default_factory=dict)
 
 
 def checkpoint_name(step: int) -> str:

@@ -199,13 +199,13 @@ def pretrain(cfg: PretrainConfig) -> PretrainResult:
     optimizer = _optimizer(model, tcfg)
     scheduler = get_linear_schedule_with_warmup(optimizer, tcfg.warmup_steps, tcfg.max_steps)
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
-    accelerator.register_for_checkpointing(scheduler)
     if tcfg.compile:
         model = torch.compile(model, dynamic=True)
 
     state = TrainerState()
     if resume_from is not None:
         state = read_state(resume_from)
+        scheduler.load_state_dict(state.scheduler)
         try:
             accelerator.load_state(str(resume_from))
         except Exception as err:  # safetensors, torch and accelerate raise different types for a damaged file
@@ -294,6 +294,7 @@ def pretrain(cfg: PretrainConfig) -> PretrainResult:
                 window_start = time.perf_counter()
 
             if state.step % tcfg.save_every_steps == 0 or state.step == tcfg.max_steps:
+                state.scheduler = scheduler.state_dict()
                 try:
                     save_checkpoint(accelerator, checkpoint_dir, state, tcfg.keep_last,
                                     _fail_midway=state.step == tcfg.debug_exit_in_save_at_step)
