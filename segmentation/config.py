@@ -28,7 +28,7 @@ class EncoderConfig:
     pooling: str = "mean"  # mean | cls
     max_length: int = 128
     batch_size: int = 64
-    dtype: str = "float32"  # float32 | bfloat16 | float16
+    dtype: str = "float32"  # float32 | bfloat16 | float16 | qint8 (CPU: int8 dynamic quantisation)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     # L2-normalise each embedding, so that distances compare directions (what the text says), not lengths.
     normalize: bool = True

@@ -25,7 +25,8 @@ from segmentation.config import EncoderConfig
 log = logging.getLogger(__name__)
 
 POOLINGS = ("mean", "cls")
-DTYPES = ("float32", "bfloat16", "float16")
+# qint8: float32 weights, Linear layers dynamically quantised to int8 (CPU inference; see bench_encode.py).
+DTYPES = ("float32", "bfloat16", "float16", "qint8")
 # Weight files up to this size are hashed by content for the cache key; bigger ones by size and mtime.
 HASH_CONTENT_LIMIT = 1 << 30
 
@@ -91,8 +92,15 @@ class TextEncoder:
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self._torch_device = torch.device(device)
         self._tokenizer = AutoTokenizer.from_pretrained(self.name_or_path, trust_remote_code=False)
+        weights_dtype = torch.float32 if self.dtype == "qint8" else getattr(torch, self.dtype)
         self._model = AutoModel.from_pretrained(self.name_or_path, trust_remote_code=False,
-                                                dtype=getattr(torch, self.dtype)).to(self._torch_device).eval()
+                                                dtype=weights_dtype).to(self._torch_device).eval()
+        if self.dtype == "qint8":
+            if self._torch_device.type != "cpu":
+                raise ValueError("encoder.dtype=qint8 is a CPU inference mode; use bfloat16 or float16 on a GPU")
+            from torch.ao.quantization import quantize_dynamic
+
+            self._model = quantize_dynamic(self._model, {torch.nn.Linear}, dtype=torch.qint8)
         check_tokenizer_matches(self._tokenizer, self._model.config, self.name_or_path)
         limit = getattr(self._model.config, "max_position_embeddings", None)
         if limit and self.max_length > limit:
@@ -121,7 +129,11 @@ class TextEncoder:
         return np.asarray(encoded["length"], dtype=np.int64)
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """Embeddings of ``texts`` (float32, one row per text, in the order given)."""
+        """Embeddings of ``texts`` (float32, one row per text, in the order given).
+
+        Texts are tokenised once, sorted by length (longest first, so running out of memory happens at
+        once, not at the end) and batched, so a batch carries almost no padding.
+        """
         import torch
         from tqdm.auto import tqdm
 
@@ -130,20 +142,27 @@ class TextEncoder:
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         if not texts:
             return out
-        # Longest first: the largest batch comes first, so running out of memory happens at once, not at the end.
-        order = np.argsort(-self.token_lengths(texts), kind="stable")
+        ids = self._tokenizer(texts, truncation=True, max_length=self.max_length, return_attention_mask=False,
+                              return_token_type_ids=False)["input_ids"]
+        lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
+        order = np.argsort(-lengths, kind="stable")
+        pad_id = self._tokenizer.pad_token_id or 0
         starts = range(0, len(texts), self.batch_size)
         for start in tqdm(starts, desc="encoding", unit="batch", disable=not self.progress, leave=False):
             index = order[start:start + self.batch_size]
-            batch = self._tokenizer([texts[i] for i in index], padding=True, truncation=True,
-                                    max_length=self.max_length, return_tensors="pt")
-            batch = {k: v.to(self._torch_device) for k, v in batch.items()}
+            width = int(lengths[index].max())
+            input_ids = torch.full((len(index), width), pad_id, dtype=torch.long)
+            attention_mask = torch.zeros((len(index), width), dtype=torch.long)
+            for row, i in enumerate(index):
+                input_ids[row, :lengths[i]] = torch.as_tensor(ids[i])
+                attention_mask[row, :lengths[i]] = 1
             with torch.inference_mode():
-                hidden = self._model(**batch).last_hidden_state
+                hidden = self._model(input_ids=input_ids.to(self._torch_device),
+                                     attention_mask=attention_mask.to(self._torch_device)).last_hidden_state
                 if self.pooling == "cls":
                     pooled = hidden[:, 0]
                 else:
-                    mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                    mask = attention_mask.to(self._torch_device).unsqueeze(-1).to(hidden.dtype)
                     pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1)
             out[index] = pooled.float().cpu().numpy()
         return _l2_normalize(out) if self.normalize else out
