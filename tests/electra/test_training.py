@@ -197,3 +197,33 @@ def test_token_budget_sets_the_number_of_steps(tmp_path, corpus_file):
     from omegaconf import OmegaConf
 
     assert OmegaConf.load(result.run_dir / "config.yaml").trainer.max_steps == 4
+
+
+def test_domain_adaptive_start_from_a_generator_checkpoint(tmp_path, corpus_file, tiny_electra_dir, tokenizer):
+    from transformers import ElectraConfig, ElectraForMaskedLM
+
+    torch.manual_seed(1)
+    generator_dir = tmp_path / "generator"
+    generator = ElectraForMaskedLM(ElectraConfig(vocab_size=len(tokenizer), embedding_size=16, hidden_size=8,
+                                                 num_hidden_layers=1, num_attention_heads=1, intermediate_size=16,
+                                                 max_position_embeddings=64))
+    generator.save_pretrained(generator_dir)
+    result = _run(tmp_path, corpus_file, "experiment=dapt", f"model.init_from={tiny_electra_dir}",
+                  f"model.generator_init_from={generator_dir}", "trainer.max_steps=1", "trainer.learning_rate=1e-9",
+                  "trainer.warmup_steps=0")
+    exported = load_file(result.exported["generator"] / "model.safetensors")
+    original = generator.state_dict()
+    layer = "electra.encoder.layer.0.attention.self.query.weight"
+    assert torch.allclose(exported[layer], original[layer], atol=1e-6)  # its own body ...
+    disc = load_file(result.exported["discriminator"] / "model.safetensors")
+    assert torch.allclose(exported["electra.embeddings.word_embeddings.weight"],
+                          disc["electra.embeddings.word_embeddings.weight"])  # ... the discriminator's embeddings
+
+
+def test_bf16_and_gradient_accumulation(tmp_path, corpus_file):
+    result = _run(tmp_path, corpus_file, "trainer.max_steps=2", "trainer.mixed_precision=bf16",
+                  "trainer.gradient_accumulation_steps=2", "trainer.export=false")
+    last = read_metrics(result.run_dir / "metrics.jsonl")[-1]
+    assert result.state.step == 2 and torch.isfinite(torch.tensor(last["loss"]))
+    # Two micro-batches of 8 blocks of 32 tokens per optimizer step; only the corpus' last block has padding.
+    assert 0.97 * (2 * 2 * 8 * 32) <= last["tokens_seen"] <= 2 * 2 * 8 * 32
