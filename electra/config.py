@@ -31,6 +31,9 @@ class ModelConfig:
     embedding_size: int = 128
     max_position_embeddings: int = 512
     dropout: float = 0.1
+    # Dropout on attention probabilities; null = model.dropout. 0 lets PyTorch use its fused (flash)
+    # attention kernels, which do not support attention dropout on CPU.
+    attention_dropout: float | None = None
     # Tokenizer trained on the corpus when training from scratch.
     vocab_size: int = 30522
     lowercase: bool = True

@@ -96,13 +96,16 @@ def share_embeddings(generator: ElectraForMaskedLM, discriminator: PreTrainedMod
 
 
 def generator_config(disc_config: PretrainedConfig, emb_dim: int, size: float,
-                     num_layers: int | None, dropout: float | None = None) -> ElectraConfig:
+                     num_layers: int | None, dropout: float | None = None,
+                     attention_dropout: float | None = None) -> ElectraConfig:
     """An ELECTRA generator config ``size`` times as wide as the discriminator (1/4 for ELECTRA-small)."""
     hidden = max(16, int(round(disc_config.hidden_size * size)))
     heads = max(1, int(round(disc_config.num_attention_heads * size)))
     while hidden % heads:
         heads -= 1
     drop = disc_config.hidden_dropout_prob if dropout is None else dropout
+    attention_drop = getattr(disc_config, "attention_probs_dropout_prob", drop) if attention_dropout is None \
+        else attention_dropout
     return ElectraConfig(
         vocab_size=disc_config.vocab_size,
         embedding_size=emb_dim,
@@ -114,7 +117,7 @@ def generator_config(disc_config: PretrainedConfig, emb_dim: int, size: float,
         type_vocab_size=getattr(disc_config, "type_vocab_size", 2),
         pad_token_id=disc_config.pad_token_id,
         hidden_dropout_prob=drop,
-        attention_probs_dropout_prob=drop,
+        attention_probs_dropout_prob=attention_drop,
         layer_norm_eps=getattr(disc_config, "layer_norm_eps", 1e-12),
     )
 
@@ -130,7 +133,7 @@ def discriminator_config(cfg: ModelConfig, tokenizer: PreTrainedTokenizerBase) -
         max_position_embeddings=cfg.max_position_embeddings,
         pad_token_id=tokenizer.pad_token_id,
         hidden_dropout_prob=cfg.dropout,
-        attention_probs_dropout_prob=cfg.dropout,
+        attention_probs_dropout_prob=cfg.dropout if cfg.attention_dropout is None else cfg.attention_dropout,
     )
 
 
