@@ -16,6 +16,7 @@ import torch
 from torch.utils.data import Sampler
 from transformers import PreTrainedTokenizerBase
 
+from segmentation.io import split_file  # one convention for train.* / test.* files
 from segmentation.schema import DataConfig
 
 FORMATS = {".csv": "csv", ".tsv": "csv", ".parquet": "parquet", ".jsonl": "json", ".json": "json", ".txt": "text"}
@@ -32,14 +33,6 @@ def _builder_for(path: Path, fmt: str) -> str:
         return FORMATS[path.suffix.lower()]
     except KeyError:
         raise ValueError(f"cannot tell the format of {path} from its extension; set data.format") from None
-
-
-def split_file(directory: Path, split: str) -> Path:
-    """The file holding ``split`` in a directory of ``train.csv`` / ``test.jsonl`` / ... files."""
-    matches = sorted(p for p in directory.glob(f"{split}.*") if p.suffix.lower() in FORMATS)
-    if not matches:
-        raise FileNotFoundError(f"no file for split {split!r} in {directory} (expected e.g. {split}.csv)")
-    return matches[0]
 
 
 def load_rows(data: DataConfig, split: str | None) -> datasets.Dataset:

@@ -49,11 +49,8 @@ class LoadResult:
 
 
 def split_file(directory: Path, split: str) -> Path:
-    """The file holding ``split`` in a directory of ``train.csv`` / ``test.jsonl`` / ... files.
-
-    The convention of ``electra.data.split_file``, restated here because importing ``electra.data`` pulls
-    in torch, transformers and datasets, seconds of start-up that a TF-IDF segmentation run does not need.
-    """
+    """The file holding ``split`` in a directory of ``train.csv`` / ``test.jsonl`` / ... files (also used by
+    ``electra.data`` for pretraining corpora)."""
     matches = sorted(p for p in directory.glob(f"{split}.*") if p.suffix.lower() in READERS)
     if not matches:
         raise FileNotFoundError(f"no file for split {split!r} in {directory} (expected e.g. {split}.csv)")
