@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
+from accelerate.state import AcceleratorState
 from accelerate.utils import broadcast_object_list, set_seed
 from omegaconf import OmegaConf
 from torch.utils.data import DataLoader
@@ -57,6 +58,39 @@ class PretrainResult:
     state: TrainerState = field(default_factory=TrainerState)
     last_metrics: dict = field(default_factory=dict)
     world_size: int = 1
+
+
+class MetricWindow:
+    """Sums of per-micro-batch metrics since the last log, reduced over processes only when logged."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.reset()
+
+    def reset(self) -> None:
+        self.sums: dict[str, torch.Tensor] = {}
+        self.count = torch.zeros((), device=self.device)  # micro-batches with a finite loss
+        self.tokens = torch.zeros((), device=self.device)
+        self.start = time.perf_counter()
+
+    def add(self, metrics: dict[str, torch.Tensor], loss: torch.Tensor, real_tokens: torch.Tensor) -> None:
+        finite = torch.isfinite(loss.detach())  # a skipped step must not poison the averages
+        for name, value in metrics.items():
+            self.sums[name] = self.sums.get(name, 0) + torch.where(finite, value.float(), 0.0)
+        self.count += finite.float()
+        self.tokens += real_tokens
+
+    def flush(self, accelerator: Accelerator) -> tuple[dict[str, float], int]:
+        """Averages over the window and all processes, and the window's real tokens (all processes)."""
+        names = sorted(self.sums)
+        totals = accelerator.reduce(torch.stack([self.tokens.float(), self.count,
+                                                 *(self.sums[k] for k in names)]), reduction="sum").tolist()
+        tokens, count, values = totals[0], totals[1], totals[2:]
+        elapsed = max(time.perf_counter() - self.start, 1e-9)
+        averages = {k: (v / count if count else float("nan")) for k, v in zip(names, values)}
+        averages["tokens_per_s"] = tokens / elapsed
+        self.reset()
+        return averages, int(tokens)
 
 
 def _configure_threads(accelerator: Accelerator, threads: int | None) -> None:
@@ -143,6 +177,9 @@ def pretrain(cfg: PretrainConfig) -> PretrainResult:
                          "(a Hugging Face model directory or hub name)")
     if tcfg.mixed_precision not in ("no", "bf16", "fp16"):
         raise ValueError(f"trainer.mixed_precision must be no, bf16 or fp16, got {tcfg.mixed_precision!r}")
+    # Accelerate keeps one state per process; a second run in the same process (a comparison harness,
+    # a notebook) may ask for another precision. The process group itself (PartialState) is kept.
+    AcceleratorState._reset_state(reset_partial_state=False)
     accelerator = Accelerator(
         cpu=not torch.cuda.is_available() or None,
         mixed_precision=tcfg.mixed_precision,
@@ -228,10 +265,8 @@ def pretrain(cfg: PretrainConfig) -> PretrainResult:
     micro = state.step * accum
     epoch, skip = divmod(micro, batches_per_epoch)
 
-    window = {name: torch.zeros((), device=accelerator.device) for name in ("tokens", "count")}
-    sums: dict[str, torch.Tensor] = {}
+    window = MetricWindow(accelerator.device)
     last_metrics: dict = {}
-    window_start = time.perf_counter()
     progress = tqdm(total=tcfg.max_steps, initial=state.step, disable=not (accelerator.is_main_process and tcfg.progress_bar),
                     desc="pretraining", unit="step")
     unwrapped = accelerator.unwrap_model(model)
@@ -248,11 +283,7 @@ def pretrain(cfg: PretrainConfig) -> PretrainResult:
                 if state.step + 1 in tcfg.debug_nonfinite_steps:
                     loss = loss * float("nan")
                 accelerator.backward(loss)
-                finite = torch.isfinite(loss.detach())
-                for name, value in out.metrics().items():
-                    sums[name] = sums.get(name, 0) + torch.where(finite, value.float(), 0.0)
-                window["count"] += finite.float()
-                window["tokens"] += real_tokens
+                window.add(out.metrics(), loss, real_tokens)
                 if accelerator.sync_gradients:
                     grad_norm, step_ok = apply_update(accelerator, model, optimizer, scheduler, tcfg)
             if not accelerator.sync_gradients:
@@ -274,26 +305,19 @@ def pretrain(cfg: PretrainConfig) -> PretrainResult:
                     )
             progress.update(1)
 
-            if state.step % tcfg.log_every_steps == 0 or state.step == tcfg.max_steps:
-                reduced = accelerator.reduce(torch.stack([window["tokens"].float(), window["count"]]), reduction="sum")
-                metric_values = accelerator.reduce(torch.stack([sums[k] for k in sorted(sums)]), reduction="sum")
-                elapsed = time.perf_counter() - window_start
-                tokens, count = reduced.tolist()
-                state.tokens_seen += int(tokens)
-                last_metrics = {k: (v / count if count else float("nan")) for k, v in zip(sorted(sums), metric_values.tolist())}
-                last_metrics.update(
-                    lr=scheduler.get_last_lr()[0], grad_norm=float(grad_norm), tokens_per_s=tokens / max(elapsed, 1e-9),
-                    tokens_seen=state.tokens_seen, epoch=epoch, world_size=accelerator.num_processes,
-                    nonfinite_total=state.nonfinite_total,
-                )
+            saving = state.step % tcfg.save_every_steps == 0 or state.step == tcfg.max_steps
+            # Logging at every checkpoint too: a window never spans a checkpoint, so a resumed run logs
+            # exactly what an uninterrupted one does.
+            if saving or state.step % tcfg.log_every_steps == 0:
+                last_metrics, tokens = window.flush(accelerator)
+                state.tokens_seen += tokens
+                last_metrics.update(lr=scheduler.get_last_lr()[0], grad_norm=float(grad_norm),
+                                    tokens_seen=state.tokens_seen, epoch=epoch, world_size=accelerator.num_processes,
+                                    nonfinite_total=state.nonfinite_total)
                 metrics_log.log(last_metrics, state.step)
                 progress.set_postfix(loss=f"{last_metrics['loss']:.3f}", tok_s=f"{last_metrics['tokens_per_s']:.0f}")
-                sums.clear()
-                for value in window.values():
-                    value.zero_()
-                window_start = time.perf_counter()
 
-            if state.step % tcfg.save_every_steps == 0 or state.step == tcfg.max_steps:
+            if saving:
                 state.scheduler = scheduler.state_dict()
                 try:
                     save_checkpoint(accelerator, checkpoint_dir, state, tcfg.keep_last,
@@ -303,7 +327,7 @@ def pretrain(cfg: PretrainConfig) -> PretrainResult:
                         f"saving the step-{state.step} checkpoint failed ({err}); the last complete checkpoint is "
                         f"{latest_checkpoint(checkpoint_dir)}. Free disk space (or lower trainer.keep_last) and "
                         "rerun with trainer.resume=true") from err
-                window_start = time.perf_counter()  # saving is not training time
+                window.start = time.perf_counter()  # saving is not training time
             if state.step == tcfg.debug_exit_after_step:
                 os._exit(137)  # fault injection: as abrupt as kill -9
             if state.step >= tcfg.max_steps:
