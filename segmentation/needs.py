@@ -190,6 +190,11 @@ def aligned_proba(head: NeedHead, X: np.ndarray, classes: np.ndarray) -> np.ndar
     return out
 
 
+def _rows_sum_to_one(proba: np.ndarray) -> np.ndarray:
+    # Probabilities computed in float32 (a fine-tuned head) miss 1 by more than log_loss tolerates.
+    return proba / np.maximum(proba.sum(axis=1, keepdims=True), 1e-12)
+
+
 def evaluate_predictions(target: Target, classes: np.ndarray, labels, proba: np.ndarray, n_bins: int = 10) -> dict:
     """Accuracy, macro-F1, ROC-AUC/PR-AUC where defined, per-class report, confusion matrix, calibration."""
     from sklearn import metrics
@@ -233,7 +238,7 @@ def evaluate_predictions(target: Target, classes: np.ndarray, labels, proba: np.
             "roc_auc": float(metrics.roc_auc_score(truth, proba[:, 1])) if has_both else None,
             "pr_auc": float(metrics.average_precision_score(truth, proba[:, 1])) if has_both else None,
             "positive_rate": float(truth.mean()),
-            "log_loss": float(metrics.log_loss(truth, proba, labels=[0, 1])),
+            "log_loss": float(metrics.log_loss(truth, _rows_sum_to_one(proba), labels=[0, 1])),
         })
         indices = truth
     else:
@@ -250,7 +255,7 @@ def evaluate_predictions(target: Target, classes: np.ndarray, labels, proba: np.
             "macro_f1": float(metrics.f1_score(indices, predicted, average="macro", labels=present, zero_division=0)),
             "weighted_f1": float(metrics.f1_score(indices, predicted, average="weighted", labels=present,
                                                   zero_division=0)),
-            "log_loss": float(metrics.log_loss(indices[seen], proba[seen], labels=np.arange(len(classes))))
+            "log_loss": float(metrics.log_loss(indices[seen], _rows_sum_to_one(proba[seen]), labels=np.arange(len(classes))))
             if seen.any() else None,
         })
         try:  # one-vs-rest, over the classes present in the evaluated rows
@@ -260,10 +265,10 @@ def evaluate_predictions(target: Target, classes: np.ndarray, labels, proba: np.
                 if len(present) > 2 else None
         except ValueError:
             out["roc_auc_ovr"] = None
-        proba, indices = proba[seen], indices[seen]
-    out["per_class"] = metrics.classification_report(indices, proba.argmax(axis=1), labels=np.arange(len(names)),
+        proba, indices, predicted = proba[seen], indices[seen], predicted[seen]
+    out["per_class"] = metrics.classification_report(indices, predicted, labels=np.arange(len(names)),
                                                      target_names=names, output_dict=True, zero_division=0)
-    out["confusion"] = metrics.confusion_matrix(indices, proba.argmax(axis=1), labels=np.arange(len(names))).tolist()
+    out["confusion"] = metrics.confusion_matrix(indices, predicted, labels=np.arange(len(names))).tolist()
     out["classes"] = names
     out.update(calibration_summary(kind, indices, proba, n_bins))
     return out
