@@ -31,7 +31,8 @@ def reliability_curve(events: np.ndarray, probabilities: np.ndarray, n_bins: int
     events = np.asarray(events, dtype=np.float64)
     probabilities = np.asarray(probabilities, dtype=np.float64)
     if events.shape != probabilities.shape or events.ndim != 1:
-        raise ValueError(f"events and probabilities must be 1-d of one length, got {events.shape} and {probabilities.shape}")
+        raise ValueError(f"events and probabilities must be 1-d of one length, got {events.shape} and "
+                         f"{probabilities.shape}")
     if len(probabilities) and (probabilities.min() < 0 or probabilities.max() > 1):
         raise ValueError("probabilities must lie in [0, 1]")
     bins = bin_index(probabilities, n_bins)

@@ -151,8 +151,9 @@ def emerging_groups(before: Snapshot, after: Snapshot, quantile: float, numeric_
         std = values.std(ddof=0)
         diff = (values[far].mean() - values.mean()) / std.where(std > 0, 1.0)
         for column in diff.abs().sort_values(ascending=False).index[:top]:
-            signals.append({"feature": feature_label(column, feature_labels), "far_mean": float(values[far][column].mean()),
-                            "all_mean": float(values[column].mean()), "std_diff": float(diff[column])})
+            signals.append({"feature": feature_label(column, feature_labels),
+                            "far_mean": float(values[far][column].mean()), "all_mean": float(values[column].mean()),
+                            "std_diff": float(diff[column])})
     return {"quantile": quantile, "threshold": threshold, "count": int(far.sum()),
             "share": float(far.mean()) if len(far) else 0.0, "segments_of_far": {
                 int(k): int(v) for k, v in pd.Series(after.assignments["segment"][far]).value_counts().items()},
@@ -175,7 +176,8 @@ def migrate(pipeline, before_frame: pd.DataFrame, after_frame: pd.DataFrame, cfg
     labels = pipeline.feature_labels
     report = {
         "before": len(before.assignments), "after": len(after.assignments), "matched": len(matched),
-        "only_before": int(len(before.assignments) - len(matched)), "only_after": int(len(after.assignments) - len(matched)),
+        "only_before": int(len(before.assignments) - len(matched)),
+        "only_after": int(len(after.assignments) - len(matched)),
         "moved": int(changed.sum()), "moved_share": float(changed.mean()) if len(matched) else 0.0,
         "movers_by_pair": [{"from": int(a), "to": int(b), "count": int(n)} for (a, b), n in pairs.items()],
         "emerging": emerging_groups(before, after, cfg.emerging_quantile, numeric, labels),
@@ -238,13 +240,16 @@ def write_migration(result: MigrationResult, out: Path, title: str, names: dict[
 
 
 def load_snapshot(data, path: str | None, filters: dict, split: str | None = None):
-    """One snapshot: ``path`` (a file) or the configured data set, with ``filters`` instead of data.filters."""
+    """One snapshot: ``path`` (a file) or the configured data set, with ``filters`` instead of data.filters.
+
+    Validated as for scoring: a customer without free text is kept (the model assigns them by their fields).
+    """
     import dataclasses
 
     from segmentation.io import load_customers
 
     snapshot = dataclasses.replace(data, filters=dict(filters), **({"path": path, "synthetic": None} if path else {}))
-    return load_customers(snapshot, split)
+    return load_customers(snapshot, split, allow_empty_text=True)
 
 
 def run_migration(cfg) -> MigrationResult:

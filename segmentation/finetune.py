@@ -122,6 +122,7 @@ class TrainedClassifier:
     best_epoch: int = 0
     stopped_early: bool = False
     seconds: float = 0.0
+    world_size: int = 1
 
 
 def encode_labels(target: Target, labels, classes: Sequence[str]) -> np.ndarray:
@@ -214,8 +215,8 @@ def train_classifier(encoder: str, target: Target, classes: Sequence[str], train
     multilabel = target.kind == "multilabel"
     tokenizer = AutoTokenizer.from_pretrained(encoder, trust_remote_code=trust_remote_code)
     model = AutoModelForSequenceClassification.from_pretrained(
-        encoder, num_labels=len(classes), id2label=dict(enumerate(classes)), label2id={c: i for i, c in enumerate(classes)},
-        problem_type="multi_label_classification" if multilabel else "single_label_classification",
+        encoder, num_labels=len(classes), id2label=dict(enumerate(classes)),
+        label2id={c: i for i, c in enumerate(classes)}, problem_type="multi_label_classification" if multilabel else "single_label_classification",
         trust_remote_code=trust_remote_code)
     collate = _Collate(tokenizer, tcfg.max_length, multilabel)
     loader = DataLoader(train, batch_size=tcfg.batch_size, shuffle=True, collate_fn=collate, drop_last=False,
@@ -268,7 +269,7 @@ def train_classifier(encoder: str, target: Target, classes: Sequence[str], train
         if val_loader is not None:
             proba, labels, val_loss = predict_loader(accelerator, model, val_loader, multilabel)
             scores = _score(target, classes, labels, proba)
-            record.update(val_loss=val_loss, val_macro_f1=scores["macro_f1"],
+            record.update(val_n=int(len(labels)), val_loss=val_loss, val_macro_f1=scores["macro_f1"],
                           val_accuracy=scores.get("accuracy", scores.get("subset_accuracy")))
             value = val_loss if tcfg.early_stopping_metric == "loss" else -scores["macro_f1"]
             if best is None or value < best - tcfg.min_delta:
@@ -290,7 +291,8 @@ def train_classifier(encoder: str, target: Target, classes: Sequence[str], train
     unwrapped.load_state_dict(best_state)
     unwrapped.eval()
     accelerator.wait_for_everyone()
-    return TrainedClassifier(unwrapped, tokenizer, classes, history, best_epoch, stopped, time.perf_counter() - start)
+    return TrainedClassifier(unwrapped, tokenizer, classes, history, best_epoch, stopped, time.perf_counter() - start,
+                             accelerator.num_processes)
 
 
 def predict_texts(model, tokenizer, texts: Sequence[str], multilabel: bool, max_length: int = 128,
@@ -470,7 +472,8 @@ def finetune(cfg) -> FinetuneResult:
     metrics = {"target": target.spec, "kind": target.kind, "encoder": encoder, "classes": class_names,
                "rows": {"train": len(train), "validation": len(validation) if validation else 0, "test": len(test)},
                "best_epoch": trained.best_epoch, "stopped_early": trained.stopped_early,
-               "seconds": round(trained.seconds, 1), "history": trained.history, "test": test_scores,
+               "seconds": round(trained.seconds, 1), "world_size": trained.world_size, "history": trained.history,
+               "test": test_scores,
                "layer_decay": tcfg.layer_decay, "learning_rate": tcfg.learning_rate}
     result = FinetuneResult(out, None, metrics)
     from accelerate import PartialState

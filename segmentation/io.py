@@ -301,8 +301,11 @@ def _validate(frame: pd.DataFrame, path: Path, data: DataConfig, seen_ids: dict,
     return out[keep], problems.records
 
 
-def load_customers(data: DataConfig, split: str | None = None) -> LoadResult:
-    """Read, select (``split``, ``data.filters``) and validate the customer table described by ``data``."""
+def load_customers(data: DataConfig, split: str | None = None, allow_empty_text: bool = False) -> LoadResult:
+    """Read, select (``split``, ``data.filters``) and validate the customer table described by ``data``.
+
+    ``allow_empty_text``: rows without free text are valid (their profile is written from their fields).
+    """
     sources = resolve_sources(data, split)
     frames, records, warnings, source_info = [], [], [], []
     seen_ids: dict[str, str] = {}
@@ -317,8 +320,8 @@ def load_customers(data: DataConfig, split: str | None = None) -> LoadResult:
         rows_excluded += int((~keep).sum()) if len(frame) else 0
         frame = frame[keep] if len(frame) else frame
         if len(frame):
-            warnings += _check_columns(frame, path, data)
-            valid, problems = _validate(frame, path, data, seen_ids, filled)
+            warnings += _check_columns(frame, path, data, optional_text=allow_empty_text)
+            valid, problems = _validate(frame, path, data, seen_ids, filled, allow_empty_text)
         else:
             valid, problems = frame, []
         # Lines that were not even parsable cannot be matched against filters; they count as read.

@@ -133,7 +133,8 @@ class NeedHead:
             fit_y = np.asarray([str(v) for v in y], dtype=object)
             self.classes_ = np.unique(fit_y)
             if len(self.classes_) < 2:
-                raise ValueError(f"target {self.target.spec!r}: one class only ({self.classes_.tolist()}) in the training rows")
+                raise ValueError(f"target {self.target.spec!r}: one class only ({self.classes_.tolist()}) in the "
+                                 "training rows")
         # float64: probabilities that sum to one to machine precision (float32 inputs give float32 ones).
         self.estimator_ = self.make_estimator().fit(np.asarray(X, dtype=np.float64), fit_y)
         self.n_features_in_ = int(np.asarray(X).shape[1])
@@ -216,7 +217,8 @@ def evaluate_predictions(target: Target, classes: np.ndarray, labels, proba: np.
             "micro_f1": float(metrics.f1_score(truth, predicted, average="micro", zero_division=0)),
             "macro_f1": float(metrics.f1_score(truth, predicted, average="macro", zero_division=0)),
             "hamming_loss": float(metrics.hamming_loss(truth, predicted)),
-            "roc_auc_macro": float(np.mean([metrics.roc_auc_score(truth[:, j], proba[:, j]) for j in both])) if both else None,
+            "roc_auc_macro": float(np.mean([metrics.roc_auc_score(truth[:, j], proba[:, j]) for j in both]))
+            if both else None,
             "pr_auc_macro": float(np.mean([metrics.average_precision_score(truth[:, j], proba[:, j]) for j in both]))
             if both else None,
             "per_class": metrics.classification_report(truth, predicted, target_names=names, output_dict=True,
@@ -283,6 +285,12 @@ def sample_per_class(labels: np.ndarray, shots: int, rng: np.random.Generator) -
     return np.sort(np.concatenate(chosen))
 
 
+def _as_labels(values) -> np.ndarray:
+    """Binary 0/1 targets as integers, class labels as strings."""
+    values = np.asarray(values)
+    return values if np.issubdtype(values.dtype, np.integer) else np.asarray([str(v) for v in values], dtype=object)
+
+
 def few_shot_curve(make_head: Callable[[], NeedHead], X_train: np.ndarray, y_train, X_test: np.ndarray, y_test,
                    shots: Sequence[int], repeats: int = 3, random_state: int = 0) -> list[dict]:
     """Accuracy and macro-F1 on the test rows of heads fitted on ``k`` labelled training rows per class.
@@ -291,10 +299,7 @@ def few_shot_curve(make_head: Callable[[], NeedHead], X_train: np.ndarray, y_tra
     """
     from sklearn.metrics import f1_score
 
-    y_train = np.asarray([str(v) for v in y_train], dtype=object) if not np.issubdtype(np.asarray(y_train).dtype, np.integer) \
-        else np.asarray(y_train)
-    y_test = np.asarray([str(v) for v in y_test], dtype=object) if not np.issubdtype(np.asarray(y_test).dtype, np.integer) \
-        else np.asarray(y_test)
+    y_train, y_test = _as_labels(y_train), _as_labels(y_test)
     rng = np.random.default_rng(random_state)
     curve = []
     for k in shots:

@@ -23,7 +23,8 @@ MAX_CONFUSION_CLASSES = 30
 
 def _page(title: str, sections: Sequence[tuple[str, str, str]]) -> str:
     nav = "".join(f"<a href='#{sid}'>{_esc(heading)}</a>" for sid, heading, _ in sections)
-    body = "".join(f"<section id='{sid}'><h2>{_esc(heading)}</h2>{content}</section>" for sid, heading, content in sections)
+    body = "".join(f"<section id='{sid}'><h2>{_esc(heading)}</h2>{content}</section>"
+                   for sid, heading, content in sections)
     return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{_esc(title)}</title>"
             f"<style>{CSS}</style></head><body><h1>{_esc(title)}</h1><nav>{nav}</nav>{body}</body></html>")
 
@@ -62,7 +63,7 @@ def reliability_chart(curves: dict[str, dict]) -> str:
     ax = fig.add_subplot()
     ax.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1, label="perfect calibration")
     for name, curve in curves.items():
-        ax.plot(curve["confidence"], curve["frequency"], marker="o", label=name[:40])
+        ax.plot(curve["confidence"], curve["frequency"], marker="o", label=name[:60])
     ax.set_xlabel("predicted probability (bin mean)")
     ax.set_ylabel("observed frequency")
     ax.set_xlim(0, 1)
@@ -124,10 +125,11 @@ def render_needs_report(title: str, summary: dict, run_info: dict) -> str:
         parts.append(body)
     sections.append(("targets", "Need prediction", "".join(parts) or "<p>No need heads were fitted.</p>"))
 
-    curves = {f"{spec} ({e.get('event', '')}), ECE {e['ece']:.3f}": e["reliability"] for spec, e in targets.items()
-              if "reliability" in e}
-    sections.append(("calibration", "Calibration", (reliability_chart(curves) + "<p class='muted'>Equal-width bins; "
-                     "ECE = sum of bin share x |observed - predicted|; Brier score in the table above.</p>")
+    curves = {f"{spec} (ECE {e['ece']:.3f})": e["reliability"] for spec, e in targets.items() if "reliability" in e}
+    events = _table(["target", "event", "ECE", "Brier"], [(spec, e.get("event", ""), _fmt(e["ece"]), _fmt(e["brier"]))
+                                                         for spec, e in targets.items() if "reliability" in e], (2, 3))
+    sections.append(("calibration", "Calibration", (reliability_chart(curves) + events + "<p class='muted'>Equal-width "
+                     "bins; ECE = sum over bins of (share of predictions) x |observed frequency - mean prediction|.</p>")
                      if curves else "<p>No heads.</p>"))
 
     few_shot = summary.get("few_shot") or {}

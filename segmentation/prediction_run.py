@@ -158,7 +158,8 @@ def needs_digest(result: PredictionResult) -> dict | None:
     return digest
 
 
-def write_prediction_outputs(result: PredictionResult, out: Path, title: str, run_info: dict | None = None) -> dict[str, Path]:
+def write_prediction_outputs(result: PredictionResult, out: Path, title: str,
+                             run_info: dict | None = None) -> dict[str, Path]:
     from segmentation.pipeline import _json_default
     from segmentation.prediction_report import render_needs_report
 

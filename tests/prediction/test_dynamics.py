@@ -30,7 +30,8 @@ def test_migration_matrix_of_a_hand_built_pair():
 @pytest.fixture(scope="module")
 def snapshots(fitted_run):
     customers = fitted_run.customers
-    return customers[customers.snapshot == 0].reset_index(drop=True), customers[customers.snapshot == 1].reset_index(drop=True)
+    before, after = (customers[customers.snapshot == s].reset_index(drop=True) for s in (0, 1))
+    return before, after
 
 
 def test_movers_match_the_synthetic_ground_truth(fitted_run, snapshots):
@@ -40,7 +41,8 @@ def test_movers_match_the_synthetic_ground_truth(fitted_run, snapshots):
     report = result.report
     assert report["matched"] == N_CUSTOMERS and report["only_before"] == report["only_after"] == 0
     assert result.matrix.to_numpy().sum() == N_CUSTOMERS
-    assert report["moved"] == int(result.matrix.to_numpy().sum() - np.trace(result.matrix.to_numpy())) == len(result.movers)
+    counts = result.matrix.to_numpy()
+    assert report["moved"] == int(counts.sum() - np.trace(counts)) == len(result.movers)
     truth = report["ground_truth"]
     assert truth["moved_share"] == pytest.approx(after.moved.mean())
     assert truth["precision"] > 0.9 and truth["recall"] > 0.9

@@ -119,3 +119,32 @@ def test_finetune_registers_its_head_for_scoring(fitted_run, tiny_bert_dir, tmp_
     assert len(classes) == 10
     np.testing.assert_allclose(scored[classes].sum(axis=1), 1.0, atol=1e-5)
     assert scored.recommended_products.str.count(";").eq(2).all()
+
+
+@pytest.mark.slow
+def test_finetune_under_two_cpu_processes(tiny_bert_dir, tmp_path):
+    """The same `accelerate launch` path as pretraining: two processes, one exported model."""
+    import os
+    import subprocess
+    from pathlib import Path
+
+    from tests.helpers import REPO
+
+    accelerate = str(Path(os.sys.executable).with_name("accelerate"))
+    out = tmp_path / "ft"
+    cmd = [accelerate, "launch", "--config_file", str(REPO / "configs" / "accelerate" / "cpu_2proc.yaml"),
+           "--main_process_port", "29517", str(REPO / "scripts" / "finetune.py"), f"encoder_path={tiny_bert_dir}",
+           "data.synthetic.n_customers=200", f"data.cache_dir={tmp_path / 'cache'}", "target=true_segment",
+           "trainer.epochs=2", "trainer.batch_size=16", "trainer.max_length=48", "trainer.progress_bar=false",
+           "trainer.threads=1", f"output_dir={out}"]
+    env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR")}
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = json.loads((out / "finetune.json").read_text())
+    assert metrics["world_size"] == 2 and len(metrics["history"]) == 2
+    # Validation predictions are gathered from both processes: every validation row counted once.
+    assert [r["val_n"] for r in metrics["history"]] == [metrics["rows"]["validation"]] * 2
+    assert metrics["test"]["n"] == metrics["rows"]["test"]
+    assert (out / "model" / "model.safetensors").is_file()
+    assert proc.stdout.count("true_segment: test accuracy") == 1  # printed by the main process only
