@@ -171,9 +171,9 @@ class NeedsConfig:
     targets: list[str] | None = None
     # Feature blocks the heads read: text (the encoder's embeddings), numeric, categorical.
     features: list[str] = field(default_factory=lambda: ["text", "numeric", "categorical"])
-    # Any scikit-learn classifier with predict_proba, built by hydra.utils.instantiate.
-    classifier: dict[str, Any] = field(default_factory=lambda: {
-        "_target_": "sklearn.linear_model.LogisticRegression", "C": 0.1, "max_iter": 2000})
+    # Any scikit-learn classifier with predict_proba, built by hydra.utils.instantiate (group
+    # configs/needs/classifier/); empty = needs.DEFAULT_CLASSIFIER, LogisticRegression(C=0.1).
+    classifier: dict[str, Any] = field(default_factory=dict)
     # "balanced" re-weights classes inversely to their frequency (for the classifiers that take class_weight).
     class_weight: str | None = None
     standardize: bool = True

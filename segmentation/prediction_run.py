@@ -67,11 +67,13 @@ def fit_predictions(pipeline, frame: pd.DataFrame, cfg, data, progress: bool = T
     """Fit need heads and the recommender on the rows ``pipeline`` was fitted on, and evaluate both.
 
     ``cfg`` is the run's ``SegmentConfig`` (its ``needs``, ``recommend`` and ``scoring`` sections);
-    ``data`` its ``DataConfig``. ``pipeline`` must keep its fitted features (``keep_features=True``).
+    ``data`` its ``DataConfig``.
     """
     needs_cfg, recommend_cfg, scoring_cfg = _plain(cfg.needs), _plain(cfg.recommend), _plain(cfg.scoring)
     notes: list[str] = []
-    blocks = pipeline.fit_blocks_
+    blocks = getattr(pipeline, "fit_blocks_", None)
+    if blocks is None:  # a pipeline fitted with keep_features=False: compute the blocks again
+        blocks = pipeline.feature_blocks(frame)
     splits = split_labels(frame, data.split_column)
     needs = None
     if needs_cfg.enabled:
