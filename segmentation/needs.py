@@ -398,6 +398,11 @@ def fit_need_heads(blocks: dict[str, np.ndarray], frame: pd.DataFrame, targets: 
     from tqdm.auto import tqdm
 
     features = list(cfg.features)
+    by_spec = {t.spec: t for t in targets}
+    for spec in cfg.few_shot.targets or []:  # before any fitting: a typo should not cost a whole run
+        if spec not in by_spec or by_spec[spec].kind == "multilabel":
+            raise ValueError(f"needs.few_shot.targets: {spec!r} is not one of the binary or multi-class targets "
+                             f"{[t.spec for t in targets if t.kind != 'multilabel']}")
     X_all = head_inputs(blocks, features)
     scheme = evaluation_scheme(cfg.evaluation, splits, train_split, test_split)
     result = NeedsResult({}, features, {}, scheme=scheme)
@@ -442,9 +447,10 @@ def fit_need_heads(blocks: dict[str, np.ndarray], frame: pd.DataFrame, targets: 
     if cfg.few_shot.shots:
         X_few = head_inputs(blocks, ["text"]) if cfg.few_shot.text_only else X_all
         for spec in few_shot_targets:
-            target = next((t for t in targets if t.spec == spec), None)
-            if target is None or target.kind == "multilabel" or spec not in result.held_out:
-                raise ValueError(f"needs.few_shot.targets: {spec!r} is not a fitted binary or multi-class target")
+            target = by_spec[spec]
+            if spec not in result.held_out:
+                log.warning("no few-shot curve for %s: its head was not fitted", spec)
+                continue
             known = np.flatnonzero(target.known(frame))
             labels = np.asarray(_subset(target.labels(frame), known))
             train, test = _folds(target, labels, len(known), scheme if scheme != "kfold" else "holdout", cfg.folds,

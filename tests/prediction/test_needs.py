@@ -158,3 +158,20 @@ def test_head_inputs_concatenate_named_blocks():
     assert head_inputs(blocks, ["text", "numeric", "categorical"]).shape == (2, 5)
     with pytest.raises(ValueError, match="not \\['prices'\\]"):
         head_inputs(blocks, ["prices"])
+
+
+def test_a_wrong_few_shot_target_fails_before_any_fitting(toy):
+    from segmentation.config import FewShotConfig, NeedsConfig
+    from segmentation.needs import fit_need_heads
+
+    X, y = toy
+    frame = pd.DataFrame({"y": y, "m": ["p;q"] * len(y)})
+    cfg = NeedsConfig(features=["text"], few_shot=FewShotConfig(targets=["multilabel:m"]))
+    targets = [Target("y", "multiclass", "y"), Target("multilabel:m", "multilabel", "m")]
+    with pytest.raises(ValueError, match="'multilabel:m' is not one of the binary or multi-class targets \\['y'\\]"):
+        fit_need_heads({"text": X}, frame, targets, cfg, progress=False)
+    cfg = NeedsConfig(features=["text"], evaluation="holdout", few_shot=FewShotConfig(shots=[2], repeats=1))
+    result = fit_need_heads({"text": X}, frame, targets[:1], cfg, progress=False)
+    assert result.scheme == "holdout" and result.evaluation["y"]["n_evaluated"] == 24  # 20% of 120
+    assert list(result.few_shot) == ["y"] and result.few_shot["y"][0]["n_labelled"] == 6
+    np.testing.assert_array_equal(result.held_out["y"].rows, np.sort(result.held_out["y"].rows))
