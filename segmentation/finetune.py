@@ -330,7 +330,17 @@ class FinetunedHead:
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
         target = Target(**entry["target"])
         classes = np.array(entry["classes"], dtype=np.int64 if target.kind == "binary" else object)
-        return cls(target, model, tokenizer, classes, entry["max_length"], entry, progress)
+        head = cls(target, model, tokenizer, classes, entry["max_length"], entry, progress)
+        head.source_ = path
+        return head
+
+    def save(self, needs_dir: Path) -> dict:
+        """Write the model into ``needs_dir`` (unless it was loaded from there); returns its manifest entry."""
+        path = needs_dir / self.entry["path"]
+        if getattr(self, "source_", None) is None or Path(self.source_).resolve() != path.resolve():
+            self.model.save_pretrained(path)
+            self.tokenizer.save_pretrained(path)
+        return self.entry
 
     def predict_proba_texts(self, texts: Sequence[str]) -> np.ndarray:
         return predict_texts(self.model, self.tokenizer, texts, self.target.kind == "multilabel", self.max_length,

@@ -462,18 +462,32 @@ def fit_need_heads(blocks: dict[str, np.ndarray], frame: pd.DataFrame, targets: 
     return result
 
 
-def save_heads(heads: dict[str, NeedHead], features: Sequence[str], directory: Path) -> Path:
-    """``directory/needs/``: one skops file per head and ``manifest.json`` (targets, classes, feature blocks)."""
+def save_heads(heads: dict, features: Sequence[str], directory: Path) -> Path | None:
+    """``directory/needs/``: one skops file (or fine-tuned model directory) per head and ``manifest.json``.
+
+    Files of heads that are no longer part of the model (an earlier run into the same directory) are
+    removed, so that the directory holds exactly what the manifest lists; without heads there is no
+    ``needs/`` at all.
+    """
+    import shutil
+
     target_dir = directory / "needs"
+    if not heads:
+        shutil.rmtree(target_dir, ignore_errors=True)
+        return None
     target_dir.mkdir(parents=True, exist_ok=True)
     entries = {}
     for spec, head in heads.items():
         if isinstance(head, NeedHead):
             entries[spec] = head.save(target_dir / f"{head.target.slug}.skops")
-        else:  # a fine-tuned head registered by scripts/finetune.py keeps its entry
-            entries[spec] = head.entry
+        else:  # a fine-tuned head (segmentation.finetune.FinetunedHead)
+            entries[spec] = head.save(target_dir)
     manifest = {"features": list(features), "heads": entries}
     (target_dir / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    listed = {"manifest.json", *(e.get("file") or e.get("path") for e in entries.values())}
+    for stale in target_dir.iterdir():
+        if stale.name not in listed:
+            shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
     return target_dir
 
 

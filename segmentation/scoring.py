@@ -74,8 +74,7 @@ class ScoringPipeline:
     def save(self, directory: str | Path) -> Path:
         directory = Path(directory)
         self.segmentation.save(directory)
-        if self.heads:
-            save_heads(self.heads, self.features, directory)
+        save_heads(self.heads, self.features, directory)
         state = {"format_version": FORMAT_VERSION, "features": self.features, "need_target": self.need_target,
                  "top_k": self.top_k, "distance_threshold": self.distance_threshold, "validation": self.validation,
                  "fit_config": self.fit_config,

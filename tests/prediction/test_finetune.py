@@ -119,6 +119,11 @@ def test_finetune_registers_its_head_for_scoring(fitted_run, tiny_bert_dir, tmp_
     assert len(classes) == 10
     np.testing.assert_allclose(scored[classes].sum(axis=1), 1.0, atol=1e-5)
     assert scored.recommended_products.str.count(";").eq(2).all()
+    scorer.save(tmp_path / "copy")  # the fine-tuned model travels with the model directory
+    assert (tmp_path / "copy" / "needs" / "next_category.finetuned" / "model.safetensors").is_file()
+    copied = ScoringPipeline.load(tmp_path / "copy", progress=False)
+    sample = fitted_run.customers[fitted_run.customers.snapshot == 1].iloc[:5]
+    np.testing.assert_allclose(copied.score(sample)[classes], scored[classes])
 
 
 @pytest.mark.slow

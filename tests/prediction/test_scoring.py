@@ -132,3 +132,16 @@ def test_predict_script_end_to_end(fitted_run, new_customers, tmp_path):
                                                      "scored.summary.json"]
     assert len(pd.read_csv(out / "scored.csv")) == 60
     assert "chunk_size: 2048" in (out / "scored.config.yaml").read_text()
+
+
+def test_saving_elsewhere_keeps_exactly_the_listed_heads(scorer, new_customers, tmp_path):
+    target = tmp_path / "copy"
+    (target / "needs").mkdir(parents=True)
+    (target / "needs" / "old_target.skops").write_bytes(b"left by an earlier run")
+    scorer.save(target)
+    assert sorted(p.name for p in (target / "needs").iterdir()) == [
+        "manifest.json", "multilabel_next_categories.skops", "next_category.skops", "will_buy_electronics.skops"]
+    copy = ScoringPipeline.load(target, progress=False)
+    pd.testing.assert_frame_equal(copy.score(new_customers.iloc[:10]), scorer.score(new_customers.iloc[:10]))
+    ScoringPipeline(scorer.segmentation).save(target)  # no heads: no needs/ left behind
+    assert not (target / "needs").exists()
