@@ -145,3 +145,19 @@ def test_saving_elsewhere_keeps_exactly_the_listed_heads(scorer, new_customers, 
     pd.testing.assert_frame_equal(copy.score(new_customers.iloc[:10]), scorer.score(new_customers.iloc[:10]))
     ScoringPipeline(scorer.segmentation).save(target)  # no heads: no needs/ left behind
     assert not (target / "needs").exists()
+
+
+def test_entry_point_configs_are_typed():
+    from hydra.errors import ConfigCompositionException
+
+    from tests.prediction.conftest import compose_entry
+
+    cfg = compose_entry("predict", ["model_dir=m", "input=in.csv", "output=out/scored.csv"])
+    assert cfg.output_dir == "out" and cfg.chunk_size == 2048
+    for name, typo in (("predict", "chunk_sise=5"), ("migrate", "dynamics.refit_treshold=1"),
+                       ("finetune", "trainer.layer_dacay=0.9")):
+        required = ["model_dir=m", "input=i", "output=o"] if name == "predict" else ["model_dir=m"]
+        with pytest.raises(ConfigCompositionException, match=typo.split("=")[0].split(".")[-1]):
+            compose_entry(name, [*required, typo])
+    with pytest.raises(ConfigCompositionException, match="chunk_size"):
+        compose_entry("predict", ["model_dir=m", "input=i", "output=o", "chunk_size=many"])
