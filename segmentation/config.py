@@ -145,6 +145,83 @@ class ReportConfig:
 
 
 @dataclass
+class FewShotConfig:
+    """Label efficiency: accuracy and macro-F1 of a head trained on k labelled customers per class."""
+
+    # Points of the curve (labelled customers per class); empty: no curve.
+    shots: list[int] = field(default_factory=lambda: [1, 2, 4, 8, 16, 32])
+    repeats: int = 3
+    # On the text embeddings alone: the curve measures the encoder, not the behavioural columns.
+    text_only: bool = True
+    # Targets that get a curve; null = the first binary or multi-class target.
+    targets: list[str] | None = None
+
+
+@dataclass
+class NeedsConfig:
+    """Need-prediction heads on the frozen embeddings (``segmentation.needs``), saved in ``DIR/model/needs``.
+
+    A target is a column name (multi-class: next category, intent), ``multilabel:COLUMN`` (several values
+    joined by ``label_separator``), ``will_buy:VALUE`` (binary: VALUE among ``basket_column``'s values) or
+    ``binary:COLUMN=VALUE``.
+    """
+
+    enabled: bool = True
+    # null = the label columns of data.schema present in the table.
+    targets: list[str] | None = None
+    # Feature blocks the heads read: text (the encoder's embeddings), numeric, categorical.
+    features: list[str] = field(default_factory=lambda: ["text", "numeric", "categorical"])
+    # Any scikit-learn classifier with predict_proba, built by hydra.utils.instantiate (group
+    # configs/needs/classifier/); empty = needs.DEFAULT_CLASSIFIER, LogisticRegression(C=0.1).
+    classifier: dict[str, Any] = field(default_factory=dict)
+    # "balanced" re-weights classes inversely to their frequency (for the classifiers that take class_weight).
+    class_weight: str | None = None
+    standardize: bool = True
+    # Probability calibration by cross-validation: none | sigmoid | isotonic.
+    calibration: str = "none"
+    calibration_folds: int = 3
+    # How the heads are evaluated: split (data's test split held out), kfold (stratified), holdout
+    # (stratified test_size), auto (split when the table has both splits, else kfold). The saved heads are
+    # then refitted on every labelled row.
+    evaluation: str = "auto"
+    folds: int = 5
+    test_size: float = 0.2
+    basket_column: str = "next_categories"
+    label_separator: str = ";"
+    calibration_bins: int = 10
+    few_shot: FewShotConfig = field(default_factory=FewShotConfig)
+
+
+@dataclass
+class RecommendConfig:
+    """Per-customer product categories from segment purchase propensity and predicted needs (``segmentation.recommend``)."""
+
+    enabled: bool = True
+    # Purchase-count columns, one per category: purchases_<category>.
+    purchase_prefix: str = "purchases_"
+    # The need head whose classes are the categories; null = the first target whose classes cover them.
+    need_target: str | None = None
+    # score = need_weight * log P(need) + (1 - need_weight) * log propensity(segment).
+    need_weight: float = 0.5
+    # Additive smoothing of each segment's purchase counts.
+    smoothing: float = 1.0
+    top_k: int = 3
+    # Hit rate@k reported for these k on held-out purchases.
+    eval_k: list[int] = field(default_factory=lambda: [1, 3, 5])
+    # The held-out purchases: a multi-label column (values joined by needs.label_separator).
+    heldout_column: str = "next_categories"
+
+
+@dataclass
+class ScoringConfig:
+    """What the saved model needs to score new customers (``segmentation.scoring``), fixed at fit time."""
+
+    # A scored customer farther from every centre than this quantile of the fitted customers' distances is
+    # flagged ``far_from_segments``: the share of such customers is how an emerging group shows up.
+    novelty_quantile: float = 0.99
+
+
+@dataclass
 class SegmentConfig:
     data: DataConfig = field(default_factory=DataConfig)
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
@@ -153,6 +230,9 @@ class SegmentConfig:
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     describe: DescribeConfig = field(default_factory=DescribeConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
+    needs: NeedsConfig = field(default_factory=NeedsConfig)
+    recommend: RecommendConfig = field(default_factory=RecommendConfig)
+    scoring: ScoringConfig = field(default_factory=ScoringConfig)
     # A playbook YAML file; null = the default shipped in segmentation/resources/playbook.yaml.
     playbook: str | None = None
     # Which split to segment; null = every row that passes data.filters (all splits).

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -161,9 +162,9 @@ def _select(frame: pd.DataFrame, path: Path, data: DataConfig, split: str | None
     return keep
 
 
-def _check_columns(frame: pd.DataFrame, path: Path, data: DataConfig) -> list[str]:
+def _check_columns(frame: pd.DataFrame, path: Path, data: DataConfig, optional_text: bool = False) -> list[str]:
     schema = data.schema
-    required = {"data.schema.text_columns": list(schema.text_columns),
+    required = {"data.schema.text_columns": [] if optional_text else list(schema.text_columns),
                 "data.schema.categorical_columns": list(schema.categorical_columns),
                 "data.schema.numeric_columns": list(schema.numeric_columns)}
     if schema.id_column:
@@ -208,8 +209,10 @@ def _snippet(value: object, limit: int = 30) -> str:
 
 
 def _validate(frame: pd.DataFrame, path: Path, data: DataConfig, seen_ids: dict,
-              filled: dict) -> tuple[pd.DataFrame, list[dict]]:
+              filled: dict, allow_empty_text: bool = False) -> tuple[pd.DataFrame, list[dict]]:
     schema = data.schema
+    if allow_empty_text:  # a customer described by fields only: absent text columns are empty text
+        frame = frame.assign(**{c: "" for c in schema.text_columns if c not in frame.columns})
     if schema.id_column:
         ids = _as_text(frame[schema.id_column]).str.strip()
     else:
@@ -287,8 +290,9 @@ def _validate(frame: pd.DataFrame, path: Path, data: DataConfig, seen_ids: dict,
     if schema.text_columns:
         texts = {c: _as_text(frame[c]).str.strip() for c in schema.text_columns}
         all_empty = pd.concat([t == "" for t in texts.values()], axis=1).all(axis=1)
-        problems.add(all_empty, ",".join(schema.text_columns), "empty_text",
-                     f"no text: {', '.join(schema.text_columns)} all empty")
+        if not allow_empty_text:
+            problems.add(all_empty, ",".join(schema.text_columns), "empty_text",
+                         f"no text: {', '.join(schema.text_columns)} all empty")
         for column, values in texts.items():
             too_long = values.str.len() > data.max_text_chars
             problems.add(too_long, column, "text_too_long",
@@ -307,8 +311,11 @@ def _validate(frame: pd.DataFrame, path: Path, data: DataConfig, seen_ids: dict,
     return out[keep], problems.records
 
 
-def load_customers(data: DataConfig, split: str | None = None) -> LoadResult:
-    """Read, select (``split``, ``data.filters``) and validate the customer table described by ``data``."""
+def load_customers(data: DataConfig, split: str | None = None, allow_empty_text: bool = False) -> LoadResult:
+    """Read, select (``split``, ``data.filters``) and validate the customer table described by ``data``.
+
+    ``allow_empty_text``: rows without free text are valid (their profile is written from their fields).
+    """
     sources = resolve_sources(data, split)
     frames, records, warnings, source_info = [], [], [], []
     seen_ids: dict[str, str] = {}
@@ -323,8 +330,8 @@ def load_customers(data: DataConfig, split: str | None = None) -> LoadResult:
         rows_excluded += int((~keep).sum()) if len(frame) else 0
         frame = frame[keep] if len(frame) else frame
         if len(frame):
-            warnings += _check_columns(frame, path, data)
-            valid, problems = _validate(frame, path, data, seen_ids, filled)
+            warnings += _check_columns(frame, path, data, optional_text=allow_empty_text)
+            valid, problems = _validate(frame, path, data, seen_ids, filled, allow_empty_text)
         else:
             valid, problems = frame, []
         # Lines that were not even parsable cannot be matched against filters; they count as read.
@@ -366,6 +373,95 @@ def load_customers(data: DataConfig, split: str | None = None) -> LoadResult:
         raise SchemaError(f"no usable rows in {[str(p) for p in sources]}: {rows_read} read, {rows_rejected} rejected "
                           f"({summary['rejects_by_check']}); first problems: {records[:3]}")
     return LoadResult(frame=frame, rejects=rejects, summary=summary)
+
+
+def iter_table_chunks(path: Path, fmt: str = "auto", chunk_size: int = 4096) -> Iterator[tuple[pd.DataFrame, list[dict]]]:
+    """A file read ``chunk_size`` rows at a time: (raw frame indexed by row number, reject records of unparsable rows).
+
+    The streaming counterpart of ``read_table`` (same row numbers, same decoding), so that scoring a table
+    of any size holds one chunk in memory.
+    """
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be positive, got {chunk_size}")
+    reader = _reader_for(path, fmt)
+    if reader == "csv":
+        sep = "\t" if path.suffix.lower() == ".tsv" else ","
+        try:
+            chunks = pd.read_csv(path, sep=sep, dtype=str, encoding="utf-8", encoding_errors="replace",
+                                 skip_blank_lines=False, chunksize=chunk_size)
+            start = 1
+            for chunk in chunks:
+                chunk.index = pd.RangeIndex(start, start + len(chunk))
+                start += len(chunk)
+                yield chunk, []
+        except pd.errors.ParserError as err:
+            raise SchemaError(f"{path} is not a well-formed CSV file: {err}") from err
+        except pd.errors.EmptyDataError as err:
+            raise SchemaError(f"{path} is empty (no header row)") from err
+    elif reader == "parquet":
+        import pyarrow.parquet as pq
+
+        start = 1
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_size):
+            chunk = batch.to_pandas()
+            chunk.index = pd.RangeIndex(start, start + len(chunk))
+            start += len(chunk)
+            yield chunk, []
+    else:
+        with path.open("rb") as handle:
+            lines: list[tuple[int, bytes]] = []
+            for number, raw in enumerate(handle, start=1):
+                lines.append((number, raw))
+                if len(lines) == chunk_size:
+                    yield _parse_lines(lines, path, reader)
+                    lines = []
+            if lines:
+                yield _parse_lines(lines, path, reader)
+
+
+def _parse_lines(lines: list[tuple[int, bytes]], path: Path, reader: str) -> tuple[pd.DataFrame, list[dict]]:
+    if reader == "text":
+        frame = pd.DataFrame({"text": [raw.decode("utf-8", errors="replace").rstrip("\r\n") for _, raw in lines]})
+        frame.index = pd.Index([n for n, _ in lines])
+        return frame, []
+    records, rows, rejects = [], [], []
+    for number, raw in lines:
+        if not raw.strip():
+            continue
+        try:
+            record = json.loads(raw.decode("utf-8", errors="replace"))
+            if not isinstance(record, dict):
+                raise ValueError("not a JSON object")
+        except ValueError as err:
+            rejects.append({"file": str(path), "row_number": number, "id": "", "column": "",
+                            "check": "bad_json", "reason": f"line is not a JSON object ({err})"})
+            continue
+        records.append(record)
+        rows.append(number)
+    frame = pd.DataFrame.from_records(records)
+    frame.index = pd.Index(rows)
+    return frame, rejects
+
+
+def selection_mask(frame: pd.DataFrame, path: Path, data: DataConfig, split: str | None = None) -> pd.Series:
+    """Rows of one file (or chunk) that ``split`` and ``data.filters`` select."""
+    return _select(frame, path, data, split, several_files=False)
+
+
+def validate_chunk(frame: pd.DataFrame, path: Path, data: DataConfig, seen_ids: dict, filled: dict,
+                   allow_empty_text: bool = False) -> tuple[pd.DataFrame, list[dict], list[str]]:
+    """Validate one chunk of raw rows exactly as ``load_customers`` validates a file.
+
+    ``seen_ids`` and ``filled`` carry state across the chunks of a file (duplicate ids, fill counts).
+    ``allow_empty_text``: customers without free text (columns empty or absent) are valid; scoring uses
+    it, because the profile builder writes a customer's text from their fields.
+    Returns the valid rows (indexed by row number), the reject records and whole-file warnings.
+    """
+    if not len(frame):
+        return frame, [], []
+    warnings = _check_columns(frame, path, data, optional_text=allow_empty_text)
+    valid, problems = _validate(frame, path, data, seen_ids, filled, allow_empty_text)
+    return valid, problems, warnings
 
 
 def customer_ids(frame: pd.DataFrame, id_column: str | None) -> pd.Series:

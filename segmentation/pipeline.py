@@ -120,14 +120,16 @@ class SegmentationPipeline:
             return vectors
         return self.encoder_.encode(texts)
 
-    def _fuse(self, frame: pd.DataFrame, text_vectors: np.ndarray) -> np.ndarray:
-        if self.text_post_ is not None:
-            text_vectors = self.text_post_.transform(text_vectors)
-        if self.fusion_ is None:
-            return np.asarray(text_vectors, dtype=np.float32)
-        blocks = {"text": text_vectors, "numeric": self.tabular_.transform_numeric(frame),
-                  "categorical": self.tabular_.transform_categorical(frame)}
-        return self.fusion_.transform(blocks)
+    def _blocks(self, prepared: pd.DataFrame, text_vectors: np.ndarray) -> dict[str, np.ndarray]:
+        text = self.text_post_.transform(text_vectors) if self.text_post_ is not None else text_vectors
+        blocks = {"text": np.asarray(text, dtype=np.float32)}
+        if self.tabular_ is not None:
+            blocks["numeric"] = self.tabular_.transform_numeric(prepared)
+            blocks["categorical"] = self.tabular_.transform_categorical(prepared)
+        return blocks
+
+    def _fuse(self, blocks: dict[str, np.ndarray]) -> np.ndarray:
+        return blocks["text"] if self.fusion_ is None else self.fusion_.transform(blocks)
 
     def fit(self, frame: pd.DataFrame, embeddings: np.ndarray | None = None) -> SegmentationPipeline:
         schema, encoder_cfg, profile_cfg, feature_cfg, cluster_cfg, describe_cfg = self._configs()
@@ -154,17 +156,18 @@ class SegmentationPipeline:
             log.info("text embeddings: %d dominant direction(s) removed (%.0f%% of their variance)",
                      len(self.text_post_.components_), 100 * self.text_post_.removed_share_)
 
-        self.tabular_ = self.fusion_ = None
+        # Fitted with or without fusion: need-prediction heads read the tabular blocks too.
+        self.tabular_ = TabularFeatures(list(schema.numeric_columns), list(schema.categorical_columns),
+                                        feature_cfg.log_transform, feature_cfg.min_category_share).fit(prepared)
+        self.fusion_ = None
+        blocks = self._blocks(prepared, text_vectors)
         if feature_cfg.fusion:
-            self.tabular_ = TabularFeatures(list(schema.numeric_columns), list(schema.categorical_columns),
-                                            feature_cfg.log_transform, feature_cfg.min_category_share).fit(prepared)
             weights = {"text": feature_cfg.text_weight, "numeric": feature_cfg.numeric_weight,
                        "categorical": feature_cfg.categorical_weight}
-            text_block = self.text_post_.transform(text_vectors) if self.text_post_ is not None else text_vectors
-            blocks = {"text": text_block, "numeric": self.tabular_.transform_numeric(prepared),
-                      "categorical": self.tabular_.transform_categorical(prepared)}
             self.fusion_ = BlockFusion(weights, random_state=self.random_state).fit(blocks)
-        fused = self._fuse(prepared, text_vectors)
+        if self.keep_features:
+            self.fit_blocks_ = blocks
+        fused = self._fuse(blocks)
         self.preprocessor_ = Preprocessor(cluster_cfg.normalize, cluster_cfg.pca_components,
                                           random_state=self.random_state).fit(fused)
         X = self.preprocessor_.transform(fused)
@@ -211,11 +214,20 @@ class SegmentationPipeline:
     def fit_predict(self, frame: pd.DataFrame, embeddings: np.ndarray | None = None) -> np.ndarray:
         return self.fit(frame, embeddings).labels_
 
-    def transform_features(self, frame: pd.DataFrame, embeddings: np.ndarray | None = None) -> np.ndarray:
-        """The clustering-space features of ``frame`` (what the clusterer sees)."""
+    def feature_blocks(self, frame: pd.DataFrame, embeddings: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """``text`` (embeddings after the anisotropy correction), ``numeric`` (standardised) and ``categorical``
+        (one-hot) features of ``frame``: what fusion and the need-prediction heads read."""
         self._check_fitted()
         prepared, profiles, _ = self._prepare(frame)
-        return self.preprocessor_.transform(self._fuse(prepared, self._encode(profiles, embeddings)))
+        return self._blocks(prepared, self._encode(profiles, embeddings))
+
+    def cluster_features(self, blocks: dict[str, np.ndarray]) -> np.ndarray:
+        """The clustering-space features (what the clusterer sees) of ``feature_blocks`` output."""
+        return self.preprocessor_.transform(self._fuse(blocks))
+
+    def transform_features(self, frame: pd.DataFrame, embeddings: np.ndarray | None = None) -> np.ndarray:
+        """The clustering-space features of ``frame`` (what the clusterer sees)."""
+        return self.cluster_features(self.feature_blocks(frame, embeddings))
 
     def predict(self, frame: pd.DataFrame, embeddings: np.ndarray | None = None) -> np.ndarray:
         return np.asarray(self.clusterer_.predict(self.transform_features(frame, embeddings)), dtype=np.int64)

@@ -7,7 +7,10 @@
     DIR/profiles.json    segment descriptions and strategies, k selection, evaluation, scrubbing
     DIR/strategies.md    the strategy per segment with its evidence
     DIR/report.html      the self-contained report
-    DIR/model/           the fitted pipeline (SegmentationPipeline.load)
+    DIR/needs.json       need heads' evaluation, few-shot curves, recommendation hit rates (when fitted)
+    DIR/needs.html       the same as a self-contained page
+    DIR/model/           the fitted pipeline (SegmentationPipeline.load), need heads (needs/) and
+                         scoring.json: everything scripts/predict.py needs (ScoringPipeline.load)
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from segmentation.io import LoadResult, customer_ids, load_customers
 from segmentation.metrics import clustering_scores, contingency
 from segmentation.pipeline import SegmentationPipeline, _json_default
 from segmentation.playbook import Playbook, strategies_markdown
+from segmentation.prediction_run import fit_predictions, needs_digest, write_prediction_outputs
 from segmentation.report import render_report
 
 log = logging.getLogger(__name__)
@@ -128,13 +132,22 @@ def run_segmentation(cfg: SegmentConfig) -> SegmentationRun:
                          max_points=cfg.report.max_points, random_state=cfg.seed)
     paths["report"] = write_text(out / "report.html", html)
     timings["report"] = time.perf_counter() - mark
-    paths["model"] = pipeline.save(out / "model")
+    mark = time.perf_counter()
+    prediction = fit_predictions(pipeline, frame, cfg, data, progress=cfg.encoder.progress)
+    if prediction.needs is not None or prediction.recommendations is not None:
+        paths.update(write_prediction_outputs(prediction, out, cfg.report.title, run_info))
+    else:
+        for stale in ("needs.json", "needs.html"):
+            (out / stale).unlink(missing_ok=True)
+    timings["needs"] = time.perf_counter() - mark
+    paths["model"] = prediction.scorer.save(out / "model")
     timings["total"] = time.perf_counter() - start
 
     summary = {key: loaded.summary[key] for key in ("rows_in_files", "rows_excluded_by_selection", "rows_read",
                                                     "rows_used", "rows_rejected", "rejects_by_check")}
     summary.update({"n_segments": pipeline.n_segments_, "segment_names": [d.name for d in pipeline.descriptions_],
                     "evaluation": evaluation, "scrubbing": pipeline.scrub_report_,
+                    "needs": needs_digest(prediction),
                     "embedding_cache": getattr(pipeline, "cache_stats_", None),
                     "timings_s": {k: round(v, 2) for k, v in timings.items()}})
     paths["summary"] = write_text(out / "summary.json", json.dumps(summary, indent=1, default=_json_default))
