@@ -60,6 +60,16 @@ class PretrainResult:
     world_size: int = 1
 
 
+def fresh_accelerator(**kwargs) -> Accelerator:
+    """An ``Accelerator`` on the GPU when there is one, else the CPU, with this run's own settings.
+
+    Accelerate keeps one state per process; a second run in the same process (a comparison harness, a
+    notebook, a test session) may ask for another precision. The process group (PartialState) is kept.
+    """
+    AcceleratorState._reset_state(reset_partial_state=False)
+    return Accelerator(cpu=not torch.cuda.is_available() or None, **kwargs)
+
+
 class MetricWindow:
     """Sums of per-micro-batch metrics since the last log, reduced over processes only when logged."""
 
@@ -177,11 +187,7 @@ def pretrain(cfg: PretrainConfig) -> PretrainResult:
                          "(a Hugging Face model directory or hub name)")
     if tcfg.mixed_precision not in ("no", "bf16", "fp16"):
         raise ValueError(f"trainer.mixed_precision must be no, bf16 or fp16, got {tcfg.mixed_precision!r}")
-    # Accelerate keeps one state per process; a second run in the same process (a comparison harness,
-    # a notebook) may ask for another precision. The process group itself (PartialState) is kept.
-    AcceleratorState._reset_state(reset_partial_state=False)
-    accelerator = Accelerator(
-        cpu=not torch.cuda.is_available() or None,
+    accelerator = fresh_accelerator(
         mixed_precision=tcfg.mixed_precision,
         gradient_accumulation_steps=tcfg.gradient_accumulation_steps,
         **tracker_kwargs(cfg.logger),

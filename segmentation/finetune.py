@@ -194,20 +194,19 @@ def train_classifier(encoder: str, target: Target, classes: Sequence[str], train
     model is the unwrapped best model (identical on every process).
     """
     import torch
-    from accelerate import Accelerator
     from accelerate.utils import set_seed
     from torch.utils.data import DataLoader
     from tqdm.auto import tqdm
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
 
     from electra.tracking import MetricsLog
-    from electra.trainer import apply_update
+    from electra.trainer import apply_update, fresh_accelerator
 
     if tcfg.early_stopping_metric not in ("macro_f1", "loss"):
         raise ValueError(f"trainer.early_stopping_metric must be macro_f1 or loss, got {tcfg.early_stopping_metric!r}")
     start = time.perf_counter()
-    accelerator = Accelerator(cpu=not torch.cuda.is_available() or None, mixed_precision=tcfg.mixed_precision,
-                              gradient_accumulation_steps=tcfg.gradient_accumulation_steps)
+    accelerator = fresh_accelerator(mixed_precision=tcfg.mixed_precision,
+                                    gradient_accumulation_steps=tcfg.gradient_accumulation_steps)
     if accelerator.device.type == "cpu" and tcfg.threads:
         torch.set_num_threads(tcfg.threads)
     set_seed(tcfg.seed)
