@@ -128,10 +128,10 @@ def class_tfidf(texts: Sequence[str], labels: np.ndarray, top_n: int = 10, ngram
 
     labels = np.asarray(labels)
     segments = np.unique(labels)
-    texts = [PLACEHOLDER.sub(" ", t) for t in texts]
-    if len(texts) > max_docs:
+    if len(texts) > max_docs:  # sample first: only the sampled texts are read (and, if lazy, scrubbed)
         keep = np.sort(np.random.default_rng(random_state).choice(len(texts), max_docs, replace=False))
         texts, labels = [texts[i] for i in keep], labels[keep]
+    texts = [PLACEHOLDER.sub(" ", t) for t in texts]
     vectorizer = CountVectorizer(ngram_range=(1, ngram_max), stop_words="english", min_df=min(min_df, len(texts)))
     try:
         counts = vectorizer.fit_transform(texts)

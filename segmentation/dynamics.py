@@ -63,7 +63,7 @@ class MigrationResult:
 def assign_snapshot(pipeline, frame: pd.DataFrame) -> Snapshot:
     """Assign every customer of ``frame`` with a fitted ``SegmentationPipeline`` (one encoding pass)."""
     prepared, profiles, free_text = pipeline._prepare(frame)
-    blocks = pipeline._blocks(prepared, pipeline._encode(profiles, None))
+    blocks = pipeline._blocks(prepared, pipeline._encode(profiles, None, len(prepared)))
     ids = customer_ids(frame, pipeline._configs()[0].id_column)
     assignments = pipeline.assignments(ids, pipeline.cluster_features(blocks))
     return Snapshot(assignments, prepared.reset_index(drop=True), free_text)

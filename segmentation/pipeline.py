@@ -34,7 +34,8 @@ from segmentation.features import (AGE_GROUP, INCOME_QUARTILE, AnalystFeatures, 
                                    DominantDirectionRemoval, TabularFeatures)
 from segmentation.io import customer_ids
 from segmentation.playbook import Playbook, Strategy
-from segmentation.profiles import ProfileBuilder, scrub_text_columns, text_values
+from segmentation.privacy import PiiScrubber
+from segmentation.profiles import FreeTexts, ProfileBuilder, scrub_text_columns, text_values
 from segmentation.schema import SchemaConfig
 from segmentation.selection import KSelection, select_k
 
@@ -93,10 +94,18 @@ class SegmentationPipeline:
     def feature_labels(self) -> dict[str, str]:
         return {**DERIVED_LABELS, **dict(_as_config(SchemaConfig, self.schema).feature_labels)}
 
-    def _prepare(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str], list[str]]:
-        """Derived columns, scrubbed text; returns the frame, the profile texts and the free texts."""
+    def _prepare(self, frame: pd.DataFrame, profiles: bool = True):
+        """Derived columns, scrubbed text; returns the frame, the profile texts and the free texts.
+
+        ``profiles=False`` (precomputed embeddings: no text is encoded) skips building the profiles and
+        returns the free texts as ``FreeTexts``, scrubbed row by row when read.
+        """
         schema = _as_config(SchemaConfig, self.schema)
         frame = self.analyst_.transform(frame)
+        if not profiles:
+            scrubber = PiiScrubber() if self.scrub_pii else None
+            self._last_scrub_report = scrubber.report if scrubber else None
+            return frame, None, FreeTexts(frame, schema.text_columns, schema.name_columns, scrubber)
         frame, report = scrub_text_columns(frame, schema.text_columns, schema.name_columns, self.scrub_pii)
         self._last_scrub_report = report
         profiles = self.profile_builder_.build(frame)
@@ -104,12 +113,12 @@ class SegmentationPipeline:
         free_text = [" | ".join(t for t in row if t) for row in zip(*columns)] if columns else [""] * len(frame)
         return frame, profiles, free_text
 
-    def _encode(self, texts: list[str], embeddings: np.ndarray | None) -> np.ndarray:
+    def _encode(self, texts: list[str] | None, embeddings: np.ndarray | None, n_rows: int) -> np.ndarray:
         if embeddings is not None:
-            embeddings = np.asarray(embeddings, dtype=np.float32)
-            if embeddings.shape[0] != len(texts):
-                raise ValueError(f"embeddings have {embeddings.shape[0]} rows for {len(texts)} customers")
-            return embeddings
+            if embeddings.shape[0] != n_rows:
+                raise ValueError(f"embeddings have {embeddings.shape[0]} rows for {n_rows} customers")
+            # A memory-mapped float32 file stays mapped: a million rows are not copied into memory.
+            return embeddings if embeddings.dtype == np.float32 else np.asarray(embeddings, dtype=np.float32)
         if self.encoder_ is None:
             raise ValueError("this pipeline was fitted on precomputed embeddings; pass embeddings= to predict")
         encoder_cfg = _as_config(EncoderConfig, self.encoder)
@@ -142,13 +151,12 @@ class SegmentationPipeline:
             field_columns = list(schema.categorical_columns) + list(self.analyst_.derived_columns_)
         self.profile_builder_ = ProfileBuilder(profile_cfg.template, field_columns, schema.text_columns,
                                                profile_cfg.text_separator, schema.pii_columns)
-        prepared, profiles, free_text = self._prepare(frame)
-        self.scrub_report_ = self._last_scrub_report.as_dict() if self._last_scrub_report else None
+        prepared, profiles, free_text = self._prepare(frame, profiles=embeddings is None)
 
         self.encoder_ = None
         if embeddings is None:
             self.encoder_ = build_encoder(encoder_cfg, self.random_state).fit(profiles)
-        text_vectors = self._encode(profiles, embeddings)
+        text_vectors = self._encode(profiles, embeddings, len(prepared))
         self.text_post_ = None
         if encoder_cfg.dominant_share is not None:
             self.text_post_ = DominantDirectionRemoval(encoder_cfg.dominant_share, encoder_cfg.max_dominant_removed,
@@ -199,6 +207,8 @@ class SegmentationPipeline:
         self.descriptions_: list[SegmentDescription] = describe_segments(
             prepared, self.labels_, self.distances_, ids, free_text, numeric, categorical, describe_cfg,
             self.feature_labels, self.random_state)
+        # After the descriptions: with precomputed embeddings, only the texts they read were scrubbed.
+        self.scrub_report_ = self._last_scrub_report.as_dict() if self._last_scrub_report else None
         playbook = self.playbook if self.playbook is not None else Playbook.from_yaml()
         self.playbook_ = playbook
         self.strategies_: list[Strategy] = [playbook.apply(d, self.feature_labels) for d in self.descriptions_]
@@ -218,8 +228,8 @@ class SegmentationPipeline:
         """``text`` (embeddings after the anisotropy correction), ``numeric`` (standardised) and ``categorical``
         (one-hot) features of ``frame``: what fusion and the need-prediction heads read."""
         self._check_fitted()
-        prepared, profiles, _ = self._prepare(frame)
-        return self._blocks(prepared, self._encode(profiles, embeddings))
+        prepared, profiles, _ = self._prepare(frame, profiles=embeddings is None)
+        return self._blocks(prepared, self._encode(profiles, embeddings, len(prepared)))
 
     def cluster_features(self, blocks: dict[str, np.ndarray]) -> np.ndarray:
         """The clustering-space features (what the clusterer sees) of ``feature_blocks`` output."""

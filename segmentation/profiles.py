@@ -42,6 +42,42 @@ def scrub_text_columns(frame: pd.DataFrame, text_columns: Sequence[str], name_co
     return out, scrubber.report
 
 
+class FreeTexts(Sequence):
+    """Each customer's free-text columns joined by ``separator``, scrubbed when first read.
+
+    With precomputed embeddings nothing needs every text: descriptions read a sample (distinctive terms)
+    and a few rows (examples). Scrubbing only what is read keeps a million-row fit from spending a minute
+    on regular expressions, and nothing unscrubbed is ever returned.
+    """
+
+    def __init__(self, frame: pd.DataFrame, text_columns: Sequence[str], name_columns: Sequence[str],
+                 scrubber: PiiScrubber | None, separator: str = " | "):
+        self._columns = [text_values(frame[c]) for c in text_columns if c in frame.columns]
+        names = [c for c in name_columns if c in frame.columns]
+        self._names = [text_values(frame[c]) for c in names]
+        self._scrubber = scrubber
+        self._separator = separator
+        self._length = len(frame)
+        self._cache: dict[int, str] = {}
+
+    def __len__(self) -> int:
+        return self._length
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(self._length))]
+        index = int(index)
+        if index < 0:
+            index += self._length
+        if index not in self._cache:
+            parts = [column[index] for column in self._columns]
+            if self._scrubber is not None:
+                names = [column[index] for column in self._names]
+                parts = [self._scrubber(part, names) for part in parts]
+            self._cache[index] = self._separator.join(p for p in parts if p)
+        return self._cache[index]
+
+
 class ProfileBuilder:
     """Fill ``template`` for every row: ``{fields}``, ``{text}`` and any non-personal column by name."""
 

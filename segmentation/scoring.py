@@ -135,7 +135,7 @@ class ScoringPipeline:
         seg = self.segmentation
         seg._check_fitted()
         prepared, profiles, _ = seg._prepare(frame)
-        blocks = seg._blocks(prepared, seg._encode(profiles, None))
+        blocks = seg._blocks(prepared, seg._encode(profiles, None, len(prepared)))
         X = seg.cluster_features(blocks)
         out = seg.assignments(customer_ids(frame, self.schema.id_column), X)
         threshold = self.distance_threshold if self.distance_threshold is not None else np.inf
