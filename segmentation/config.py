@@ -119,6 +119,14 @@ class ClusterConfig:
     tolerance: float = 0.05
     bic_tolerance: float = 10.0
     selection_sample: int = 50000
+    # Tables of at least this many rows are clustered as a stream when the pipeline does not keep the
+    # features (keep_features=False): fusion, normalisation and k are fitted on a sample of
+    # stream_fit_sample rows, MiniBatchKMeans then makes stream_epochs partial_fit passes over the rows in
+    # chunks of stream_chunk, and assignment is chunked, so the full feature matrix never exists in memory.
+    stream_threshold: int = 200000
+    stream_fit_sample: int = 100000
+    stream_chunk: int = 65536
+    stream_epochs: int = 1
 
 
 @dataclass
@@ -127,7 +135,7 @@ class DescribeConfig:
     ngram_max: int = 2
     min_term_df: int = 3
     # c-TF-IDF reads at most this many documents (a random sample above it).
-    max_term_docs: int = 200000
+    max_term_docs: int = 50000
     n_examples: int = 3
     example_chars: int = 160
     min_category_lift: float = 1.2

@@ -41,7 +41,9 @@ class AnalystFeatures:
         return self
 
     def transform(self, frame: pd.DataFrame) -> pd.DataFrame:
-        out = frame.copy()
+        # Shallow: under copy-on-write the caller's columns are shared, not duplicated (a million-row
+        # table is not held twice); only the derived columns are new.
+        out = frame.copy(deep=False)
         if AGE_GROUP in self.derived_columns_:
             bins = list(self.age_bins or [18, 25, 35, 45, 55, 65])
             codes = np.searchsorted(np.asarray(bins, dtype=float), frame[self.age_column].astype(float), side="right")

@@ -26,7 +26,7 @@ import pandas as pd
 
 from segmentation.atomic import replacing
 from segmentation.cache import EmbeddingCache
-from segmentation.clustering import CLUSTERERS, Preprocessor, make_clusterer
+from segmentation.clustering import CLUSTERERS, KMeansClusterer, Preprocessor, make_clusterer
 from segmentation.config import ClusterConfig, DescribeConfig, EncoderConfig, FeatureConfig, ProfileConfig
 from segmentation.describe import SegmentDescription, describe_segments
 from segmentation.encoders import build_encoder, load_encoder
@@ -157,10 +157,16 @@ class SegmentationPipeline:
         if embeddings is None:
             self.encoder_ = build_encoder(encoder_cfg, self.random_state).fit(profiles)
         text_vectors = self._encode(profiles, embeddings, len(prepared))
+        n = len(prepared)
+        stream = not self.keep_features and n >= cluster_cfg.stream_threshold
+        # Everything below is fitted on a sample when streaming, on all rows otherwise.
+        rows = (np.sort(np.random.default_rng(self.random_state).choice(n, cluster_cfg.stream_fit_sample, replace=False))
+                if stream and n > cluster_cfg.stream_fit_sample else slice(None))
+        fit_frame, fit_vectors = prepared.iloc[rows], np.asarray(text_vectors[rows])
         self.text_post_ = None
         if encoder_cfg.dominant_share is not None:
             self.text_post_ = DominantDirectionRemoval(encoder_cfg.dominant_share, encoder_cfg.max_dominant_removed,
-                                                       random_state=self.random_state).fit(text_vectors)
+                                                       random_state=self.random_state).fit(fit_vectors)
             log.info("text embeddings: %d dominant direction(s) removed (%.0f%% of their variance)",
                      len(self.text_post_.components_), 100 * self.text_post_.removed_share_)
 
@@ -168,7 +174,7 @@ class SegmentationPipeline:
         self.tabular_ = TabularFeatures(list(schema.numeric_columns), list(schema.categorical_columns),
                                         feature_cfg.log_transform, feature_cfg.min_category_share).fit(prepared)
         self.fusion_ = None
-        blocks = self._blocks(prepared, text_vectors)
+        blocks = self._blocks(fit_frame, fit_vectors)
         if feature_cfg.fusion:
             weights = {"text": feature_cfg.text_weight, "numeric": feature_cfg.numeric_weight,
                        "categorical": feature_cfg.categorical_weight}
@@ -176,16 +182,18 @@ class SegmentationPipeline:
         if self.keep_features:
             self.fit_blocks_ = blocks
         fused = self._fuse(blocks)
+        del blocks
         self.preprocessor_ = Preprocessor(cluster_cfg.normalize, cluster_cfg.pca_components,
                                           random_state=self.random_state).fit(fused)
         X = self.preprocessor_.transform(fused)
+        del fused
         self.n_features_in_ = int(X.shape[1])
 
         self.k_selection_: KSelection | None = None
         k = cluster_cfg.k
         if cluster_cfg.method != "hdbscan" and k is None:
-            def make(n, seed):
-                return make_clusterer(cluster_cfg.method, n, cluster_cfg, seed)
+            def make(n_clusters, seed):
+                return make_clusterer(cluster_cfg.method, n_clusters, cluster_cfg, seed)
 
             self.k_selection_ = select_k(X, make, list(range(cluster_cfg.k_min, cluster_cfg.k_max + 1)),
                                          cluster_cfg.method, cluster_cfg.silhouette_sample, cluster_cfg.stability_runs,
@@ -194,12 +202,17 @@ class SegmentationPipeline:
                                          cluster_cfg.bic_tolerance)
             k = self.k_selection_.chosen_k
         self.clusterer_ = make_clusterer(cluster_cfg.method, k, cluster_cfg, self.random_state).fit(X)
-        self.labels_ = np.asarray(self.clusterer_.labels_, dtype=np.int64)
+        if stream:
+            self._stream_fit(prepared, text_vectors, cluster_cfg)
+        else:
+            self.labels_ = np.asarray(self.clusterer_.labels_, dtype=np.int64)
         self.cluster_centers_ = np.asarray(self.clusterer_.cluster_centers_)
         self.n_segments_ = int(len(self.cluster_centers_))
-        self.distances_ = self._distances(X, self.labels_)
+        if not stream:
+            self.distances_ = self._distances(X, self.labels_)
         if self.keep_features:
             self.fit_features_ = X
+        del X
 
         ids = customer_ids(prepared, schema.id_column).tolist()
         numeric = [c for c in schema.numeric_columns if c in prepared.columns]
@@ -213,6 +226,38 @@ class SegmentationPipeline:
         self.playbook_ = playbook
         self.strategies_: list[Strategy] = [playbook.apply(d, self.feature_labels) for d in self.descriptions_]
         return self
+
+    def _row_chunks(self, prepared: pd.DataFrame, text_vectors, chunk: int):
+        """Clustering-space features of consecutive row ranges: (start, stop, X)."""
+        for lo in range(0, len(prepared), chunk):
+            hi = min(lo + chunk, len(prepared))
+            yield lo, hi, self.cluster_features(self._blocks(prepared.iloc[lo:hi], np.asarray(text_vectors[lo:hi])))
+
+    def _stream_fit(self, prepared: pd.DataFrame, text_vectors, cluster_cfg: ClusterConfig) -> None:
+        """Refine the sample-fitted clusterer over every row in chunks, then assign every row."""
+        from tqdm.auto import tqdm
+
+        if isinstance(self.clusterer_, KMeansClusterer) and cluster_cfg.stream_epochs > 0:
+            # Continue from the centres fitted on the sample: MiniBatchKMeans steps over the full table.
+            from sklearn.cluster import MiniBatchKMeans
+
+            # No random reassignment of small centres: they start from a good fit, not from noise.
+            stream = MiniBatchKMeans(self.clusterer_.n_clusters, init=self.clusterer_.cluster_centers_, n_init=1,
+                                     batch_size=cluster_cfg.minibatch_size, reassignment_ratio=0.0,
+                                     random_state=self.random_state)
+            for _ in range(cluster_cfg.stream_epochs):
+                for _, _, X in tqdm(self._row_chunks(prepared, text_vectors, cluster_cfg.stream_chunk),
+                                    total=-(-len(prepared) // cluster_cfg.stream_chunk), disable=not self.progress,
+                                    desc="clustering (streamed)", unit="chunk", leave=False):
+                    for lo in range(0, len(X), cluster_cfg.minibatch_size):
+                        stream.partial_fit(X[lo:lo + cluster_cfg.minibatch_size])
+            self.clusterer_.cluster_centers_ = stream.cluster_centers_.astype(np.float64)
+            self.clusterer_.algorithm_ = "minibatch_kmeans (streamed)"
+        self.labels_ = np.empty(len(prepared), dtype=np.int64)
+        self.distances_ = np.empty(len(prepared), dtype=np.float64)
+        for lo, hi, X in self._row_chunks(prepared, text_vectors, cluster_cfg.stream_chunk):
+            self.labels_[lo:hi] = self.clusterer_.predict(X)
+            self.distances_[lo:hi] = np.linalg.norm(X - self.clusterer_.cluster_centers_[self.labels_[lo:hi]], axis=1)
 
     def _distances(self, X: np.ndarray, labels: np.ndarray) -> np.ndarray:
         out = np.empty(len(X), dtype=np.float64)
@@ -239,8 +284,14 @@ class SegmentationPipeline:
         """The clustering-space features of ``frame`` (what the clusterer sees)."""
         return self.cluster_features(self.feature_blocks(frame, embeddings))
 
-    def predict(self, frame: pd.DataFrame, embeddings: np.ndarray | None = None) -> np.ndarray:
-        return np.asarray(self.clusterer_.predict(self.transform_features(frame, embeddings)), dtype=np.int64)
+    def predict(self, frame: pd.DataFrame, embeddings: np.ndarray | None = None, chunk_rows: int = 65536) -> np.ndarray:
+        """Segment of each customer, computed chunk by chunk (memory stays flat for millions of rows)."""
+        labels = np.empty(len(frame), dtype=np.int64)
+        for lo in range(0, len(frame), chunk_rows):
+            part = frame.iloc[lo:lo + chunk_rows]
+            vectors = None if embeddings is None else embeddings[lo:lo + chunk_rows]
+            labels[lo:lo + len(part)] = self.clusterer_.predict(self.transform_features(part, vectors))
+        return labels
 
     def transform(self, frame: pd.DataFrame, embeddings: np.ndarray | None = None) -> np.ndarray:
         """Distances from each customer to every segment centre, shape (n, n_segments)."""

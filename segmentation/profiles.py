@@ -42,6 +42,10 @@ def scrub_text_columns(frame: pd.DataFrame, text_columns: Sequence[str], name_co
     return out, scrubber.report
 
 
+def _text(value: object) -> str:
+    return "" if not isinstance(value, str) and pd.isna(value) else str(value)
+
+
 class FreeTexts(Sequence):
     """Each customer's free-text columns joined by ``separator``, scrubbed when first read.
 
@@ -52,9 +56,10 @@ class FreeTexts(Sequence):
 
     def __init__(self, frame: pd.DataFrame, text_columns: Sequence[str], name_columns: Sequence[str],
                  scrubber: PiiScrubber | None, separator: str = " | "):
-        self._columns = [text_values(frame[c]) for c in text_columns if c in frame.columns]
-        names = [c for c in name_columns if c in frame.columns]
-        self._names = [text_values(frame[c]) for c in names]
+        # Columns are kept as they are and read row by row: converting a million texts up front would
+        # cost what reading them lazily saves.
+        self._columns = [frame[c] for c in text_columns if c in frame.columns]
+        self._names = [frame[c] for c in name_columns if c in frame.columns]
         self._scrubber = scrubber
         self._separator = separator
         self._length = len(frame)
@@ -70,9 +75,9 @@ class FreeTexts(Sequence):
         if index < 0:
             index += self._length
         if index not in self._cache:
-            parts = [column[index] for column in self._columns]
+            parts = [_text(column.iat[index]) for column in self._columns]
             if self._scrubber is not None:
-                names = [column[index] for column in self._names]
+                names = [_text(column.iat[index]) for column in self._names]
                 parts = [self._scrubber(part, names) for part in parts]
             self._cache[index] = self._separator.join(p for p in parts if p)
         return self._cache[index]
