@@ -24,6 +24,7 @@ def test_sweep_writes_one_metrics_file_per_job_and_summary_has_every_row(tmp_pat
     common = "data.name=tiny,data.schema.label_columns=[label],data.test_split=test,data=text"
     # Path-valued keys and progress stay out of the job names.
     assert jobs == [f"{common},encoder={e},few_shot.draws=2,few_shot.shots=4,seed=3" for e in ("stock", "tfidf")]
+    stock_job, tfidf_job = jobs
     for job in jobs:
         metrics = json.loads((out / job / "metrics.json").read_text())
         assert (out / job / "config.yaml").is_file()
@@ -32,7 +33,7 @@ def test_sweep_writes_one_metrics_file_per_job_and_summary_has_every_row(tmp_pat
         assert set(metrics["clustering"]) == {"kmeans", "minibatch_kmeans"}
         assert metrics["clustering"]["kmeans"]["k"] == 3 and metrics["clustering"]["kmeans"]["n"] == 18
         assert metrics["few_shot"]["n_train"] == 12 and metrics["budget"] == {"pretrained": False, "label": "none"}
-    stock = json.loads((out / "encoder=stock,seed=3" / "metrics.json").read_text())
+    stock = json.loads((out / stock_job / "metrics.json").read_text())
     assert stock["encoder"] == "stock" and stock["model"] == str(tiny_bert_dir) and stock["dimension"] == 32
     assert "stock on tiny (seed 3): NMI" in done.stdout
 
