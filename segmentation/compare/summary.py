@@ -137,8 +137,10 @@ def plot(table: pd.DataFrame, path: Path) -> Path:
         ax.set_ylim(0, 100)
         ax.set_title(data)
         ax.grid(axis="y", alpha=0.3)
-    axes[0, 0].legend(ncol=min(6, len(encoders)), fontsize=8, loc="upper left")
-    fig.tight_layout()
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    # Outside the panels: bars reach the top of the axis for strong encoders.
+    fig.legend(handles, labels, ncol=min(7, len(encoders)), fontsize=8, loc="lower center", frameon=False)
+    fig.tight_layout(rect=(0, 0.06 / len(data_sets), 1, 1))
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
