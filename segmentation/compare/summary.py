@@ -28,7 +28,7 @@ METRICS = [
 ]
 PLOTTED = [("kmeans_nmi", "K-Means NMI"), ("kmeans_ari", "K-Means ARI"), ("kmeans_accuracy", "K-Means ACC"),
            ("linear_probe_accuracy", "LR accuracy"), ("few_shot_accuracy", "few-shot accuracy")]
-ENCODER_ORDER = ["tfidf", "stock", "dapt_rtd", "dapt_mlm", "scratch_rtd", "dapt_rtd_contrastive"]
+ENCODER_ORDER = ["tfidf", "tfidf_svd256", "stock", "dapt_rtd", "dapt_mlm", "scratch_rtd", "dapt_rtd_contrastive"]
 KEYS = ["data", "encoder", "seed", "encoder_seed"]
 
 
