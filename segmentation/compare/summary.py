@@ -9,6 +9,7 @@ jobs, in percent. A job repeated in DIR (same data set, encoder and seeds) count
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from pathlib import Path
@@ -32,9 +33,25 @@ ENCODER_ORDER = ["tfidf", "tfidf_svd256", "stock", "dapt_rtd", "dapt_mlm", "scra
 KEYS = ["data", "encoder", "seed", "encoder_seed"]
 
 
+# Settings that do not change a job's result (or are pooled on purpose: the seeds) are left out of its
+# configuration fingerprint; jobs grouped under one encoder name must share the rest.
+UNSCORED = {"": ["seed", "encoder_seed", "output_dir", "progress", "name"], "data": ["cache_dir"],
+            "encoder": ["progress", "device", "batch_size", "cache", "chunk_size"]}
+
+
+def config_fingerprint(config: dict) -> str:
+    config = json.loads(json.dumps(config))
+    for section, keys in UNSCORED.items():
+        node = config.get(section, {}) if section else config
+        for key in keys:
+            node.pop(key, None)
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
+
+
 def flatten(metrics: dict) -> dict:
     """One job's ``metrics.json`` as a flat row."""
     row = {key: metrics[key] for key in KEYS}
+    row["config"] = config_fingerprint(metrics.get("config", {}))
     for algorithm, scores in metrics.get("clustering", {}).items():
         for name in ("nmi", "ari", "accuracy", "v_measure"):
             row[f"{algorithm}_{name}"] = scores[name]
@@ -79,6 +96,10 @@ def aggregate(jobs: pd.DataFrame) -> pd.DataFrame:
     metric_columns = [m for m, _ in METRICS if m in jobs.columns]
     rows = []
     for (data, encoder), group in jobs.groupby(["data", "encoder"], sort=False):
+        if group.config.nunique() > 1:
+            example = group.drop_duplicates("config").path.tolist()[:2]
+            raise ValueError(f"jobs named {encoder!r} on {data!r} have different configurations (e.g. {example}); "
+                             "give each variant its own name=... or summarise them separately")
         row = {"data": data, "encoder": encoder, "runs": len(group), "seeds": sorted(group.seed.unique().tolist()),
                "encoder_seeds": sorted(group.encoder_seed.unique().tolist()),
                "budget": " / ".join(sorted(group.budget.unique())),

@@ -55,9 +55,11 @@ def test_unknown_keys_fail_before_any_work(tmp_path):
     assert not (tmp_path / "metrics.json").exists()
 
 
-def fake_job(directory, encoder: str, seed: int, nmi: float, accuracy: float, data: str = "d", budget: str = "none"):
+def fake_job(directory, encoder: str, seed: int, nmi: float, accuracy: float, data: str = "d", budget: str = "none",
+             config: dict | None = None):
     directory.mkdir(parents=True, exist_ok=True)
     metrics = {"data": data, "encoder": encoder, "seed": seed, "encoder_seed": 0,
+               "config": {"seed": seed, "output_dir": str(directory), **(config or {})},
                "clustering": {"kmeans": {"nmi": nmi, "ari": nmi / 2, "accuracy": nmi, "v_measure": nmi}},
                "linear_probe": {"accuracy": accuracy, "macro_f1": accuracy},
                "budget": {"label": budget, "wall_s": 12.0, "tokens_seen": 100}}
@@ -94,3 +96,12 @@ def test_repeated_jobs_count_once_and_empty_directories_are_explained(tmp_path):
     assert set(paths) == {"markdown", "csv", "jobs", "plot"} and all(p.is_file() for p in paths.values())
     with pytest.raises(FileNotFoundError, match="no metrics.json under"):
         collect(tmp_path / "nothing")
+
+
+def test_one_name_for_two_configurations_is_refused(tmp_path):
+    fake_job(tmp_path / "a", "dapt_rtd", 0, 0.5, 0.5, config={"token_budget": 300000})
+    fake_job(tmp_path / "b", "dapt_rtd", 1, 0.5, 0.5, config={"token_budget": 300000})
+    assert aggregate(collect(tmp_path)).runs.tolist() == [2]  # seeds differ: pooled
+    fake_job(tmp_path / "c", "dapt_rtd", 2, 0.5, 0.5, config={"token_budget": 100000})
+    with pytest.raises(ValueError, match="jobs named 'dapt_rtd' on 'd' have different configurations"):
+        aggregate(collect(tmp_path))
