@@ -98,14 +98,16 @@ class ProjectRTDStep:
     """
 
     def __init__(self, model_cfg: ModelConfig, vocab_size: int, seq_len: int, mixed_precision: str = "no",
-                 fused_adamw: bool = False, compile: bool = False, cpu: bool = True):
+                 fused_adamw: bool = False, compile: bool = False, attention_dropout: float | None = None,
+                 cpu: bool = True):
         from accelerate import Accelerator
 
         from electra.config import TrainerConfig
         from electra.trainer import _optimizer
 
         tokenizer = synthetic_tokenizer(vocab_size)
-        model_cfg = ModelConfig(**{**model_cfg.__dict__, "max_position_embeddings": max(512, seq_len)})
+        model_cfg = ModelConfig(**{**model_cfg.__dict__, "max_position_embeddings": max(512, seq_len),
+                                   "attention_dropout": attention_dropout})
         model = build_objective(model_cfg, tokenizer)
         self.tcfg = TrainerConfig(mixed_precision="no", fused_adamw=fused_adamw, learning_rate=1e-4)
         self.accelerator = Accelerator(cpu=cpu)

@@ -29,7 +29,7 @@ def _two_process_tokens_per_s(cfg: DictConfig, variant: dict) -> float | None:
            str(REPO / "configs" / "accelerate" / "cpu_2proc.yaml"), str(Path(__file__).resolve()), "mode=worker",
            f"batch_size={cfg.batch_size}", f"seq_len={cfg.seq_len}", f"vocab_size={cfg.vocab_size}",
            f"steps={cfg.steps}", f"warmup={cfg.warmup}", f"repeats={cfg.repeats}", f"output_dir={cfg.output_dir}",
-           *(f"variant.{k}={v}" for k, v in {"mixed_precision": "no", "compile": False, **variant}.items())]
+           *(f"variant.{k}={'null' if v is None else v}" for k, v in {"mixed_precision": "no", "compile": False, **variant}.items())]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=3600)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("WORKER ")]
@@ -64,7 +64,9 @@ def _loss_curves(cfg: DictConfig, fast: dict) -> dict:
     curves = {}
     for name, overrides in {"fp32": ["trainer.mixed_precision=no"],
                             "fast": [f"trainer.mixed_precision={fast['mixed_precision']}",
-                                     f"trainer.compile={str(fast['compile']).lower()}"]}.items():
+                                     f"trainer.compile={str(fast['compile']).lower()}",
+                                     *([f"model.attention_dropout={fast['attention_dropout']}"]
+                                       if fast["attention_dropout"] is not None else [])]}.items():
         out = Path(cfg.output_dir) / f"loss_{name}"
         subprocess.run([sys.executable, str(REPO / "scripts" / "pretrain.py"), "experiment=small", "logger=none",
                         f"output_dir={out}", f"trainer.max_steps={cfg.loss_steps}", "trainer.log_every_steps=10",
@@ -91,9 +93,12 @@ def main(cfg: DictConfig) -> None:
         "+ masked-only projection": ({"mixed_precision": "no", "fused_adamw": False}, "fp32"),
         "+ fused AdamW": ({"mixed_precision": "no", "fused_adamw": True}, "fp32"),
         "+ bf16 autocast": ({"mixed_precision": "bf16", "fused_adamw": True}, "bf16"),
+        # Attention dropout keeps CPU SDPA on its unfused math path; without it the fused kernel runs.
+        "+ no attention dropout": ({"mixed_precision": "bf16", "fused_adamw": True, "attention_dropout": 0.0}, "bf16"),
     }
     if cfg.compile:
-        variants["+ torch.compile"] = ({"mixed_precision": "bf16", "fused_adamw": True, "compile": True}, "bf16")
+        variants["+ torch.compile"] = ({"mixed_precision": "bf16", "fused_adamw": True, "attention_dropout": 0.0,
+                                        "compile": True}, "bf16")
     steps = {}
     for name, (options, _) in variants.items():
         torch.manual_seed(0)
@@ -128,7 +133,8 @@ def main(cfg: DictConfig) -> None:
             print(f"2 processes x 1 thread ({best_name}): {two:.0f} tok/s = "
                   f"{two / timings[best_name].median:.2f}x 1 process x {cfg.threads} threads, {two / baseline:.2f}x naive")
     if cfg.loss_steps:
-        fast = {"mixed_precision": best_options.get("mixed_precision", "no"), "compile": best_options.get("compile", False)}
+        fast = {"mixed_precision": best_options.get("mixed_precision", "no"), "compile": best_options.get("compile", False),
+                "attention_dropout": best_options.get("attention_dropout")}
         curves = _loss_curves(cfg, fast)
         result["loss_curves"] = curves
         ok = curves["max_rel_diff"] <= cfg.loss_tolerance
