@@ -2,6 +2,7 @@
 
     python scripts/bench_pretrain.py                 # ELECTRA-small, seq 128, batch 16, 2 threads
     python scripts/bench_pretrain.py compile=true loss_steps=300
+    CUSTOMER_DATA_ROOT=DIR python scripts/bench_pretrain.py   # where banking77/ lives (default ../shared/data)
 
 Prints a ratio table (tokens/s against the naive step measured in the same run, min/median over
 repeats), MFU against the measured matmul peak of the dtype each variant computes in, the 2-process
@@ -81,6 +82,32 @@ def _loss_curves(cfg: DictConfig, fast: dict) -> dict:
             "fast": curves["fast"]}
 
 
+def _packing(cfg: DictConfig) -> dict:
+    """Share of real (non-padding) tokens in packed blocks vs one padded document per sequence, on the
+    documents pretraining reads (configs/data/synthetic.yaml, configs/data/banking77.yaml when present)."""
+    from omegaconf import OmegaConf
+
+    from electra.data import load_documents, pack_documents, packing_efficiency
+    from electra.tokenizer import train_wordpiece
+    from segmentation.schema import DataConfig
+
+    result = {}
+    for name in ("synthetic", "banking77"):
+        data = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(DataConfig),
+                                                   OmegaConf.load(REPO / "configs" / "data" / f"{name}.yaml")))
+        if data.path and not Path(data.path).exists():
+            continue
+        documents = load_documents(data)
+        texts = list(documents["text"])
+        tokenizer = train_wordpiece(texts, 4000)
+        packed = pack_documents(documents, tokenizer, cfg.seq_len)
+        lengths = [min(len(ids) + 2, cfg.seq_len) for ids in
+                   tokenizer(texts, add_special_tokens=False, return_attention_mask=False)["input_ids"]]
+        result[name] = {"documents": len(texts), "packed": packing_efficiency(packed, tokenizer.pad_token_id),
+                        "padded_per_document": sum(lengths) / (len(lengths) * cfg.seq_len)}
+    return result
+
+
 @hydra.main(version_base="1.3", config_path="../configs", config_name="bench_pretrain")
 def main(cfg: DictConfig) -> None:
     if cfg.mode == "worker":
@@ -126,6 +153,11 @@ def main(cfg: DictConfig) -> None:
     best_name = max(timings, key=lambda n: timings[n].median)
     best_options = variants[best_name][0]
     result = {"peaks": peaks, "useful_flops_per_token": useful, "rows": rows, "best": best_name}
+    if cfg.packing:
+        result["packing"] = _packing(cfg)
+        for name, p in result["packing"].items():
+            print(f"packing, {name} ({p['documents']:,d} documents, blocks of {cfg.seq_len}): {p['packed']:.1%} real "
+                  f"tokens packed vs {p['padded_per_document']:.1%} with one padded document per sequence")
     if cfg.two_process:
         two = _two_process_tokens_per_s(cfg, best_options)
         if two:
@@ -147,6 +179,8 @@ def main(cfg: DictConfig) -> None:
                "tokens_per_s": best.median, "baseline_tokens_per_s": baseline}
     if "two_process_tokens_per_s" in result:
         summary["two_process_speedup_vs_naive"] = result["two_process_tokens_per_s"] / baseline
+    for name, p in result.get("packing", {}).items():
+        summary[f"packing_{name}"] = p["packed"]
     if "loss_curves" in result:
         summary["loss_max_rel_diff"] = result["loss_curves"]["max_rel_diff"]
     print("RESULT " + " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in summary.items()))
