@@ -123,23 +123,8 @@ def read_table(path: Path, fmt: str = "auto") -> tuple[pd.DataFrame, list[dict]]
         lines = path.read_bytes().decode("utf-8", errors="replace").splitlines()
         frame = pd.DataFrame({"text": lines})
     else:
-        records, rows = [], []
-        for number, raw in enumerate(path.read_bytes().splitlines(), start=1):
-            if not raw.strip():
-                continue
-            try:
-                record = json.loads(raw.decode("utf-8", errors="replace"))
-                if not isinstance(record, dict):
-                    raise ValueError("not a JSON object")
-            except ValueError as err:
-                rejects.append({"file": str(path), "row_number": number, "id": "", "column": "",
-                                "check": "bad_json", "reason": f"line is not a JSON object ({err})"})
-                continue
-            records.append(record)
-            rows.append(number)
-        frame = pd.DataFrame.from_records(records)
-        frame.index = pd.Index(rows)
-        return frame, rejects
+        frame, bad_lines = _parse_lines(list(enumerate(path.read_bytes().splitlines(), start=1)), path, reader)
+        return frame, rejects + bad_lines
     frame.index = pd.RangeIndex(1, len(frame) + 1)
     return frame, rejects
 
