@@ -24,6 +24,10 @@ from electra.flops import EncoderShape, rtd_flops_per_token, shape_of
 from electra.modeling import build_objective, generator_config
 
 SMALL = dict(hidden_size=256, num_layers=12, num_heads=4, intermediate_size=1024, embedding_size=128)
+# ELECTRA-base (Clark et al., 2020): generator 1/3 as wide.
+BASE = dict(hidden_size=768, num_layers=12, num_heads=12, intermediate_size=3072, embedding_size=768,
+            generator_size=1 / 3)
+SIZES = {"small": SMALL, "base": BASE}
 
 
 def synthetic_tokenizer(vocab_size: int) -> BertTokenizer:
@@ -32,25 +36,29 @@ def synthetic_tokenizer(vocab_size: int) -> BertTokenizer:
     return BertTokenizer(vocab={t: i for i, t in enumerate(tokens)})
 
 
-def random_batches(n: int, batch_size: int, seq_len: int, vocab_size: int, seed: int = 0) -> list[torch.Tensor]:
+def random_batches(n: int, batch_size: int, seq_len: int, vocab_size: int, seed: int = 0,
+                   device: str = "cpu") -> list[torch.Tensor]:
     generator = torch.Generator().manual_seed(seed)
     batches = []
     for _ in range(n):
         ids = torch.randint(5, vocab_size, (batch_size, seq_len), generator=generator)
         ids[:, 0], ids[:, -1] = 2, 3  # [CLS] ... [SEP]
-        batches.append(ids)
+        batches.append(ids.to(device))
     return batches
 
 
-def measure_matmul_peak(dtype: torch.dtype, size: int = 2048, repeats: int = 5) -> float:
-    """Best FLOP/s of a square matmul in ``dtype`` on this machine, with the current thread setting."""
-    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+def measure_matmul_peak(dtype: torch.dtype, size: int = 2048, repeats: int = 5, device: str = "cpu") -> float:
+    """Best FLOP/s of a square matmul in ``dtype`` on ``device``, with the current thread setting."""
+    a, b = (torch.randn(size, size, dtype=dtype, device=device) for _ in range(2))
+    sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
     for _ in range(2):
         a @ b
+    sync()
     best = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
         a @ b
+        sync()
         best = min(best, time.perf_counter() - start)
     return 2 * size ** 3 / best
 
@@ -58,7 +66,8 @@ def measure_matmul_peak(dtype: torch.dtype, size: int = 2048, repeats: int = 5) 
 class NaiveRTDStep:
     """The tutorial step: full-vocabulary generator logits at every position, plain HF models."""
 
-    def __init__(self, model_cfg: ModelConfig, vocab_size: int, seq_len: int, mask_token_id: int = 4):
+    def __init__(self, model_cfg: ModelConfig, vocab_size: int, seq_len: int, mask_token_id: int = 4,
+                 device: str = "cpu"):
         disc_config = ElectraConfig(vocab_size=vocab_size, embedding_size=model_cfg.embedding_size,
                                     hidden_size=model_cfg.hidden_size, num_hidden_layers=model_cfg.num_layers,
                                     num_attention_heads=model_cfg.num_heads,
@@ -68,6 +77,7 @@ class NaiveRTDStep:
         self.generator = ElectraForMaskedLM(generator_config(disc_config, model_cfg.embedding_size,
                                                              model_cfg.generator_size, None))
         self.generator.electra.embeddings = self.discriminator.electra.embeddings  # "tied" by assignment
+        self.generator.to(device), self.discriminator.to(device)
         params = {id(p): p for m in (self.generator, self.discriminator) for p in m.parameters()}
         self.optimizer = torch.optim.AdamW(params.values(), lr=1e-4)
         self.mask_token_id = mask_token_id
@@ -75,7 +85,7 @@ class NaiveRTDStep:
 
     def __call__(self, ids: torch.Tensor) -> float:
         special = ids < 5
-        selected = (torch.rand(ids.shape) < 0.15) & ~special
+        selected = (torch.rand(ids.shape, device=ids.device) < 0.15) & ~special
         labels = ids.masked_fill(~selected, -100)
         masked = ids.masked_fill(selected, self.mask_token_id)
         gen = self.generator(input_ids=masked, labels=labels)

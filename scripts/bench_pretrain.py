@@ -2,6 +2,7 @@
 
     python scripts/bench_pretrain.py                 # ELECTRA-small, seq 128, batch 16, 2 threads
     python scripts/bench_pretrain.py compile=true loss_steps=300
+    python scripts/bench_pretrain.py device=cuda model_size=base     # on a GPU machine: bf16 peak and MFU of the GPU
     CUSTOMER_DATA_ROOT=DIR python scripts/bench_pretrain.py   # where banking77/ lives (default ../shared/data)
 
 Prints a ratio table (tokens/s against the naive step measured in the same run, min/median over
@@ -28,7 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 def _two_process_tokens_per_s(cfg: DictConfig, variant: dict) -> float | None:
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
            str(REPO / "configs" / "accelerate" / "cpu_2proc.yaml"), str(Path(__file__).resolve()), "mode=worker",
-           f"batch_size={cfg.batch_size}", f"seq_len={cfg.seq_len}", f"vocab_size={cfg.vocab_size}",
+           f"model_size={cfg.model_size}", f"batch_size={cfg.batch_size}", f"seq_len={cfg.seq_len}", f"vocab_size={cfg.vocab_size}",
            f"steps={cfg.steps}", f"warmup={cfg.warmup}", f"repeats={cfg.repeats}", f"output_dir={cfg.output_dir}",
            *(f"variant.{k}={'null' if v is None else v}" for k, v in {"mixed_precision": "no", "compile": False, **variant}.items())]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -46,7 +47,7 @@ def _worker(cfg: DictConfig) -> None:
 
     torch.set_num_threads(1)
     variant = dict(cfg.variant)
-    step = bench.ProjectRTDStep(ModelConfig(**bench.SMALL), cfg.vocab_size, cfg.seq_len, **variant)
+    step = bench.ProjectRTDStep(ModelConfig(**bench.SIZES[cfg.model_size]), cfg.vocab_size, cfg.seq_len, **variant)
     state = PartialState()
     half = cfg.batch_size // state.num_processes
     batches = bench.random_batches(cfg.warmup + cfg.steps, half, cfg.seq_len, cfg.vocab_size, seed=state.process_index)
@@ -114,9 +115,13 @@ def _packing(cfg: DictConfig) -> dict:
 def main(cfg: DictConfig) -> None:
     if cfg.mode == "worker":
         return _worker(cfg)
-    torch.set_num_threads(cfg.threads)
-    model_cfg = ModelConfig(**bench.SMALL)
-    peaks = {"fp32": bench.measure_matmul_peak(torch.float32), "bf16": bench.measure_matmul_peak(torch.bfloat16)}
+    on_gpu = torch.device(cfg.device).type == "cuda"
+    if not on_gpu:
+        torch.set_num_threads(cfg.threads)
+    model_cfg = ModelConfig(**bench.SIZES[cfg.model_size])
+    peak_size = 8192 if on_gpu else 2048
+    peaks = {name: bench.measure_matmul_peak(dtype, peak_size, device=cfg.device)
+             for name, dtype in {"fp32": torch.float32, "bf16": torch.bfloat16}.items()}
     variants = {
         "naive HF step (fp32)": ({}, "fp32"),
         "+ masked-only projection": ({"mixed_precision": "no", "fused_adamw": False}, "fp32"),
@@ -131,9 +136,10 @@ def main(cfg: DictConfig) -> None:
     steps = {}
     for name, (options, _) in variants.items():
         torch.manual_seed(0)
-        steps[name] = (bench.NaiveRTDStep(model_cfg, cfg.vocab_size, cfg.seq_len) if not options else
-                       bench.ProjectRTDStep(model_cfg, cfg.vocab_size, cfg.seq_len, **options))
-    batches = bench.random_batches(cfg.warmup + cfg.steps, cfg.batch_size, cfg.seq_len, cfg.vocab_size)
+        steps[name] = (bench.NaiveRTDStep(model_cfg, cfg.vocab_size, cfg.seq_len, device=cfg.device) if not options
+                       else bench.ProjectRTDStep(model_cfg, cfg.vocab_size, cfg.seq_len, cpu=not on_gpu, **options))
+    batches = bench.random_batches(cfg.warmup + cfg.steps, cfg.batch_size, cfg.seq_len, cfg.vocab_size,
+                                   device=cfg.device)
     timings = bench.interleaved_timings(steps, batches, cfg.warmup, cfg.repeats)
 
     baseline = timings["naive HF step (fp32)"].median
@@ -141,7 +147,9 @@ def main(cfg: DictConfig) -> None:
     useful = bench.flops_per_token(shapes, cfg.vocab_size, cfg.seq_len)
     naive_flops = bench.flops_per_token(shapes, cfg.vocab_size, cfg.seq_len, projected_share=1.0)
     rows = []
-    print(f"matmul peak (2048^2, {cfg.threads} threads): fp32 {peaks['fp32'] / 1e9:.0f} GFLOP/s, "
+    where = f"{torch.cuda.get_device_name()}" if on_gpu else f"{cfg.threads} threads"
+    print(f"ELECTRA-{cfg.model_size}, batch {cfg.batch_size} x {cfg.seq_len}, {cfg.device}")
+    print(f"matmul peak ({peak_size}^2, {where}): fp32 {peaks['fp32'] / 1e9:.0f} GFLOP/s, "
           f"bf16 {peaks['bf16'] / 1e9:.0f} GFLOP/s")
     print(f"useful training FLOPs/token: {useful / 1e6:.1f} M (naive step computes {naive_flops / 1e6:.1f} M)")
     print(f"{'variant':32s} {'tok/s min':>10s} {'tok/s med':>10s} {'x naive':>8s} {'MFU':>6s}")
@@ -160,7 +168,7 @@ def main(cfg: DictConfig) -> None:
         for name, p in result["packing"].items():
             print(f"packing, {name} ({p['documents']:,d} documents, blocks of {cfg.seq_len}): {p['packed']:.1%} real "
                   f"tokens packed vs {p['padded_per_document']:.1%} with one padded document per sequence")
-    if cfg.two_process:
+    if cfg.two_process and not on_gpu:
         # Compilation can pay in one process and not in two (each compiles for one thread), so the best
         # uncompiled variant is launched too.
         uncompiled = max((n for n in timings if not variants[n][0].get("compile") and variants[n][0]),
