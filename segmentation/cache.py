@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from segmentation import atomic
 from segmentation.encoders import texts_digest
 
 log = logging.getLogger(__name__)
@@ -33,12 +34,6 @@ def _atomic_save(path: Path, array: np.ndarray) -> None:
         np.save(handle, array)
         handle.flush()
         os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-    tmp.write_text(text)
     os.replace(tmp, path)
 
 
@@ -105,7 +100,7 @@ class EmbeddingCache:
             chunk_size = int(json.loads(layout_path.read_text())["chunk_size"])
         else:
             chunk_size = self.chunk_size
-            _atomic_write_text(layout_path, json.dumps({"chunk_size": chunk_size, "n": len(texts)}))
+            atomic.write_text(layout_path, json.dumps({"chunk_size": chunk_size, "n": len(texts)}))
         n_chunks = max(1, -(-len(texts) // chunk_size))
         target = None
         tmp_path = entry / f".tmp-{os.getpid()}-{EMBEDDINGS}"
@@ -139,7 +134,7 @@ class EmbeddingCache:
         del target
         os.replace(tmp_path, entry / EMBEDDINGS)
         meta = {"n": len(texts), "dim": dim, "chunk_size": chunk_size, "identity": identity}
-        _atomic_write_text(entry / META, json.dumps(meta, indent=1))
+        atomic.write_text(entry / META, json.dumps(meta, indent=1))
         for chunk in entry.glob("chunk-*.npy"):
             chunk.unlink()
         return self.load(key)

@@ -19,7 +19,6 @@ import dataclasses
 import hashlib
 import json
 import logging
-import os
 import re
 import shutil
 import time
@@ -27,6 +26,7 @@ from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from segmentation import atomic
 from segmentation.config import EncoderConfig, PretrainStageConfig
 from segmentation.encoders import model_identity, resolve_model_reference, texts_digest
 
@@ -50,19 +50,13 @@ def _quoted(value: str) -> str:
     return f"'{value}'"
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def write_corpus(texts: Sequence[str], root: Path) -> Path:
     """The texts as a plain-text corpus (one document per line), named by their digest; written once."""
     path = root / "corpora" / f"{texts_digest(texts)[:24]}.txt"
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
         lines = (" ".join(text.split()) for text in texts)  # a newline inside a text would split the document
-        _atomic_write_text(path, "".join(f"{line}\n" for line in lines if line))
+        atomic.write_text(path, "".join(f"{line}\n" for line in lines if line))
     return path
 
 
@@ -190,7 +184,7 @@ def materialize_encoder(encoder: EncoderConfig, train_texts: Sequence[str], cach
             else:
                 record = _run_stage(overrides, run_dir, index, stage, key, progress)
                 shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)  # the exported encoder is what is kept
-                _atomic_write_text(record_path, json.dumps(record, indent=1))
+                atomic.write_text(record_path, json.dumps(record, indent=1))
                 record = {**record, "cached": False}
         records.append(record)
         init_from, previous = record["encoder_dir"], key
