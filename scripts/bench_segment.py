@@ -81,17 +81,15 @@ def _plot(results: list[dict], path: Path) -> None:
     for key in ("fit_select_profile", "assign", "total_excl_data"):
         left.loglog(sizes, [r["timings_s"][key] for r in results], marker="o", label=key)
     left.loglog(sizes, [results[0]["timings_s"]["total_excl_data"] * s / sizes[0] for s in sizes], "k:", label="linear")
-    left.set(xlabel="customers", ylabel="seconds", title="time")
-    left.legend(fontsize=7)
     right.loglog(sizes, [r["max_rss_gib"] for r in results], marker="o", label="pipeline")
     if all("baseline" in r for r in results):
-        left.loglog(sizes, [r["baseline"]["seconds"] for r in results], marker="s", ls="--",
-                    label="sklearn KMeans fit (baseline)")
-        left.legend(fontsize=7)
-        right.loglog(sizes, [r["baseline"]["max_rss_gib"] for r in results], marker="s", ls="--",
-                     label="sklearn KMeans fit (baseline)")
-        right.legend(fontsize=7)
+        for axis, key in ((left, "seconds"), (right, "max_rss_gib")):
+            axis.loglog(sizes, [r["baseline"][key] for r in results], marker="s", ls="--",
+                        label="sklearn KMeans fit (baseline)")
+    left.set(xlabel="customers", ylabel="seconds", title="time")
     right.set(xlabel="customers", ylabel="peak RSS (GiB)", title="memory")
+    for axis in (left, right):
+        axis.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 
